@@ -1,0 +1,123 @@
+"""The OpenAPI 3.1 document, generated from the same pydantic models and endpoint records that serve requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+import meetbot
+from api.routing import Endpoint
+from meetbot.schemas.common import ErrorMessage, ValidationErrorResponse
+
+REF = "#/components/schemas/{model}"
+_ERROR_TEXT = {
+    400: "Malformed request",
+    401: "Missing, invalid or revoked token",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict with the resource's state",
+    413: "Request body too large",
+    429: "Rate limited (see Retry-After)",
+    503: "A backing service is unavailable",
+}
+_RATE_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in (
+        ("X-RateLimit-Limit", "Requests allowed in the current window"),
+        ("X-RateLimit-Remaining", "Requests left in the current window"),
+        ("X-RateLimit-Reset", "Epoch seconds when the window resets"),
+    )
+}
+
+
+def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    params = []
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dict[str, Any]:
+    models: set[tuple[type[BaseModel], str]] = {
+        (ErrorMessage, "serialization"),
+        (ValidationErrorResponse, "serialization"),
+    }
+    for endpoint in endpoints:
+        if endpoint.body:
+            models.add((endpoint.body, "validation"))
+        if endpoint.response:
+            models.add((endpoint.response, "serialization"))
+    refs, defs = models_json_schema(
+        sorted(models, key=lambda m: (m[0].__name__, m[1])), by_alias=True, ref_template=REF
+    )
+    schemas = defs.get("$defs", {})
+
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        if not endpoint.include_in_schema:
+            continue
+        operation: dict[str, Any] = {
+            "summary": endpoint.summary,
+            "tags": [endpoint.tag],
+            "operationId": endpoint.handler.__name__ + "_" + endpoint.method.lower(),
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+                for name in endpoint.path_params
+            ],
+            "responses": {},
+        }
+        if endpoint.query:
+            query_schema = endpoint.query.model_json_schema(by_alias=True, ref_template=REF)
+            schemas.update(query_schema.pop("$defs", {}))
+            operation["parameters"] += _query_parameters(endpoint.query, query_schema)
+        if endpoint.body:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
+            }
+        success: dict[str, Any] = {"description": "Success"}
+        if endpoint.response:
+            success["content"] = {endpoint.response_media: {"schema": refs[(endpoint.response, "serialization")]}}
+        elif endpoint.status == 200:
+            success["content"] = {endpoint.response_media: {}}
+        if endpoint.auth:
+            success["headers"] = _RATE_HEADERS
+            operation["security"] = [{"bearer": []}]
+        operation["responses"][str(endpoint.status)] = success
+        codes = set(endpoint.errors) | ({401, 429} if endpoint.auth else set())
+        if endpoint.body or endpoint.query or endpoint.path_params:
+            codes |= {422}
+        if endpoint.body:
+            codes |= {400, 413}
+        for code in sorted(codes):
+            model = ValidationErrorResponse if code == 422 else ErrorMessage
+            description = "Validation error" if code == 422 else _ERROR_TEXT.get(code, "Error")
+            operation["responses"][str(code)] = {
+                "description": description,
+                "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
+            }
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "MeetBot API",
+            "version": meetbot.__version__,
+            "description": "Send bots to Google Meet, Zoom and Teams calls; get recordings, transcripts and summaries.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A JWT access token from /auth/login, or an API key (mb_…)",
+                }
+            },
+        },
+    }

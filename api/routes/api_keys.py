@@ -1,0 +1,73 @@
+"""/api-keys: create (shown once), list, revoke, per-key usage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from api.routing import Context, Router
+from meetbot.db import now_utc
+from meetbot.db.tables import api_keys, api_request_logs
+from meetbot.domain import accounts
+from meetbot.schemas.auth import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyUsage
+from meetbot.schemas.common import PageQuery, page_envelope
+
+router = Router()
+TAG = "API keys"
+
+
+@router.route("GET", "/api-keys", "List API keys (prefix only)", TAG, query=PageQuery, response=ApiKeyList)
+def list_keys(ctx: Context, query: PageQuery) -> dict[str, object]:
+    mine = api_keys.c.user_id == ctx.user_id
+    with ctx.transaction() as conn:
+        total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        rows = conn.execute(
+            sa.select(api_keys).where(mine).order_by(api_keys.c.id).offset(query.offset).limit(query.page_size)
+        ).all()
+    items = [ApiKey.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
+    return page_envelope("apiKeys", items, total, query)
+
+
+@router.route(
+    "POST",
+    "/api-keys",
+    "Create an API key; the key is shown once",
+    TAG,
+    body=ApiKeyCreate,
+    response=ApiKeyCreated,
+    status=201,
+)
+def create_key(ctx: Context, body: ApiKeyCreate) -> ApiKeyCreated:
+    with ctx.transaction() as conn:
+        row, key = accounts.create_api_key(conn, ctx.user_id, body.name)
+    return ApiKeyCreated.model_validate({**row._mapping, "key": key})
+
+
+@router.route("DELETE", "/api-keys/{id}", "Revoke an API key", TAG, status=204, errors=(404,))
+def revoke_key(ctx: Context, id: int) -> None:
+    with ctx.transaction() as conn:
+        accounts.revoke_api_key(conn, ctx.user_id, id)
+
+
+@router.route("GET", "/api-keys/{id}/usage", "Requests made with an API key", TAG, response=ApiKeyUsage, errors=(404,))
+def key_usage(ctx: Context, id: int) -> ApiKeyUsage:
+    with ctx.transaction() as conn:
+        row = accounts.get_api_key(conn, ctx.user_id, id)
+        of_key = api_request_logs.c.api_key_id == id
+        by_status = conn.execute(
+            sa.select(api_request_logs.c.status_code, sa.func.count())
+            .where(of_key)
+            .group_by(api_request_logs.c.status_code)
+        ).all()
+        recent = conn.execute(
+            sa.select(sa.func.count()).where(of_key, api_request_logs.c.created_at >= now_utc() - timedelta(days=1))
+        ).scalar_one()
+    counts = {str(code): n for code, n in by_status}
+    return ApiKeyUsage(
+        api_key_id=id,
+        total_requests=sum(counts.values()),
+        requests_last_24h=recent,
+        last_used_at=row.last_used_at,
+        by_status=counts,
+    )

@@ -1,0 +1,93 @@
+"""/auth: register, login, refresh-token rotation, logout."""
+
+from __future__ import annotations
+
+from api.routing import Context, Router
+from meetbot.domain import accounts
+from meetbot.errors import Unauthorized
+from meetbot.schemas.auth import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenPair, User
+
+router = Router()
+TAG = "Auth"
+
+
+def _pair(tokens: accounts.IssuedTokens) -> TokenPair:
+    return TokenPair(access_token=tokens.access_token, refresh_token=tokens.refresh_token, expires_in=tokens.expires_in)
+
+
+@router.route(
+    "POST",
+    "/auth/register",
+    "Create an account",
+    TAG,
+    body=RegisterRequest,
+    response=User,
+    status=201,
+    auth=False,
+    errors=(409,),
+)
+def register(ctx: Context, body: RegisterRequest) -> User:
+    with ctx.transaction() as conn:
+        row = accounts.create_user(conn, body.email, body.password, body.name)
+    return User.model_validate(row)
+
+
+@router.route(
+    "POST",
+    "/auth/login",
+    "Log in: access and refresh tokens",
+    TAG,
+    body=LoginRequest,
+    response=TokenPair,
+    auth=False,
+    errors=(401,),
+)
+def login(ctx: Context, body: LoginRequest) -> TokenPair:
+    settings = ctx.services.settings
+    with ctx.transaction() as conn:
+        user = accounts.authenticate_user(conn, body.email, body.password)
+        tokens = accounts.start_session(
+            conn,
+            user.id,
+            ctx.services.secret_key,
+            settings.access_token_ttl_seconds,
+            settings.refresh_token_ttl_seconds,
+        )
+    return _pair(tokens)
+
+
+@router.route(
+    "POST",
+    "/auth/refresh",
+    "Rotate a refresh token",
+    TAG,
+    body=RefreshRequest,
+    response=TokenPair,
+    auth=False,
+    errors=(401,),
+)
+def refresh(ctx: Context, body: RefreshRequest) -> TokenPair:
+    settings = ctx.services.settings
+    with ctx.transaction() as conn:
+        tokens, reused = accounts.rotate_refresh_token(
+            conn,
+            body.refresh_token,
+            ctx.services.secret_key,
+            settings.access_token_ttl_seconds,
+            settings.refresh_token_ttl_seconds,
+        )
+    if reused:  # committed above: the session is revoked for good
+        raise Unauthorized("Refresh token already used; the session has been revoked")
+    return _pair(tokens)
+
+
+@router.route("POST", "/auth/logout", "Log out: revoke this session's tokens", TAG, body=LogoutRequest, status=204)
+def logout(ctx: Context, body: LogoutRequest) -> None:
+    with ctx.transaction() as conn:
+        if ctx.principal.session_id:
+            accounts.revoke_session(conn, ctx.principal.session_id)
+        if body.refresh_token:
+            session_id = accounts.session_of_refresh_token(conn, body.refresh_token)
+            owner = accounts.session_owner(conn, session_id) if session_id else None
+            if session_id and owner == ctx.user_id:
+                accounts.revoke_session(conn, session_id)

@@ -1,0 +1,144 @@
+"""/bots: the bot resource, deploy and kill, its events and logs."""
+
+from __future__ import annotations
+
+import logging
+
+from api.routing import Context, Router
+from meetbot import queue
+from meetbot.domain import bots as bot_ops
+from meetbot.errors import ServiceUnavailable
+from meetbot.schemas.bots import (
+    Bot,
+    BotCreate,
+    BotEvent,
+    BotEventList,
+    BotEventQuery,
+    BotList,
+    BotListQuery,
+    BotLog,
+    BotLogList,
+    BotLogQuery,
+    BotUpdate,
+)
+from meetbot.schemas.common import page_envelope
+
+router = Router()
+TAG = "Bots"
+log = logging.getLogger("meetbot.api")
+
+
+@router.route("GET", "/bots", "List bots", TAG, query=BotListQuery, response=BotList)
+def list_bots(ctx: Context, query: BotListQuery) -> dict[str, object]:
+    with ctx.transaction() as conn:
+        rows, total = bot_ops.list_bots(conn, ctx.user_id, query)
+    items = [bot_ops.bot_from_row(row).model_dump(mode="json", by_alias=True) for row in rows]
+    return page_envelope("bots", items, total, query)
+
+
+@router.route("POST", "/bots", "Create a bot", TAG, body=BotCreate, response=Bot, status=201)
+def create_bot(ctx: Context, body: BotCreate) -> Bot:
+    with ctx.transaction() as conn:
+        row = bot_ops.create_bot(conn, ctx.user_id, body)
+    return bot_ops.bot_from_row(row)
+
+
+@router.route("GET", "/bots/{id}", "Get a bot", TAG, response=Bot, errors=(404,))
+def get_bot(ctx: Context, id: int) -> Bot:
+    with ctx.transaction() as conn:
+        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+
+
+@router.route(
+    "PATCH",
+    "/bots/{id}",
+    "Change a bot's settings (before deploy)",
+    TAG,
+    body=BotUpdate,
+    response=Bot,
+    errors=(404, 409),
+)
+def update_bot(ctx: Context, id: int, body: BotUpdate) -> Bot:
+    with ctx.transaction() as conn:
+        row = bot_ops.update_bot(conn, ctx.user_id, id, body, ctx.services.settings.allow_simulator)
+    return bot_ops.bot_from_row(row)
+
+
+@router.route("DELETE", "/bots/{id}", "Delete a bot that is not active", TAG, status=204, errors=(404, 409))
+def delete_bot(ctx: Context, id: int) -> None:
+    with ctx.transaction() as conn:
+        bot_ops.delete_bot(conn, ctx.user_id, id)
+
+
+@router.route("POST", "/bots/{id}/deploy", "Send the bot to its meeting", TAG, response=Bot, errors=(404, 409, 503))
+def deploy_bot(ctx: Context, id: int) -> Bot:
+    with ctx.transaction() as conn:
+        deployment = bot_ops.deploy_bot(conn, ctx.user_id, id)
+    try:
+        queue.send(
+            ctx.services.broker,
+            queue.QUEUE_BOTS,
+            queue.ACTOR_RUN_BOT,
+            deployment.bot_id,
+            deployment.attempt,
+            delay_ms=deployment.delay_ms,
+        )
+    except Exception as exc:
+        log.exception("could not enqueue bot %s", id)
+        with ctx.transaction() as conn:
+            bot_ops.undo_deploy(conn, id, "The work queue is unavailable; deploy again")
+        raise ServiceUnavailable("The work queue is unavailable; try again") from exc
+    with ctx.transaction() as conn:
+        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+
+
+@router.route(
+    "POST",
+    "/bots/{id}/kill",
+    "Make the bot leave now (keeps its recording)",
+    TAG,
+    response=Bot,
+    errors=(404, 409),
+)
+def kill_bot(ctx: Context, id: int) -> Bot:
+    with ctx.transaction() as conn:
+        running = bot_ops.kill_bot(conn, ctx.user_id, id)
+    if running:
+        try:
+            ctx.services.kill_signals.notify(id)
+        except Exception:  # the runner also sees the database flag within a second
+            log.exception("kill notice for bot %s not published", id)
+    with ctx.transaction() as conn:
+        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+
+
+@router.route(
+    "GET",
+    "/bots/{id}/events",
+    "The bot's events, oldest first",
+    TAG,
+    query=BotEventQuery,
+    response=BotEventList,
+    errors=(404,),
+)
+def bot_events(ctx: Context, id: int, query: BotEventQuery) -> dict[str, object]:
+    with ctx.transaction() as conn:
+        rows, total = bot_ops.list_events(conn, ctx.user_id, id, query)
+    items = [BotEvent.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
+    return page_envelope("events", items, total, query)
+
+
+@router.route(
+    "GET",
+    "/bots/{id}/logs",
+    "The bot's log lines, oldest first",
+    TAG,
+    query=BotLogQuery,
+    response=BotLogList,
+    errors=(404,),
+)
+def bot_logs(ctx: Context, id: int, query: BotLogQuery) -> dict[str, object]:
+    with ctx.transaction() as conn:
+        rows, total = bot_ops.list_logs(conn, ctx.user_id, id, query)
+    items = [BotLog.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
+    return page_envelope("logs", items, total, query)

@@ -1,0 +1,55 @@
+"""Health and readiness probes, the OpenAPI document and the offline interactive docs page."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from api.services import Services
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>MeetBot API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/swagger-ui-standalone-preset.js"></script>
+<script src="/docs/init.js"></script>
+</body></html>
+"""
+
+DOCS_INIT = """window.ui = SwaggerUIBundle({
+  url: "/api/v1/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
+  persistAuthorization: true
+});
+"""
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def readiness(services: Services) -> tuple[int, dict[str, str]]:
+    checks: dict[str, str] = {}
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # report, do not raise: this is a probe
+        checks["database"] = f"error: {type(exc).__name__}"
+    if services.settings.redis_url:
+        try:
+            checks["redis"] = "ok" if services.rate_limiter.ping() else "error: no answer"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+    ok = all(value == "ok" for value in checks.values())
+    return (200 if ok else 503), {"status": "ok" if ok else "unavailable", **checks}
+
+
+def docs_page(_request: Request) -> Response:
+    return HTMLResponse(DOCS_PAGE)
+
+
+def docs_init(_request: Request) -> Response:
+    return Response(DOCS_INIT, media_type="application/javascript")

@@ -1,0 +1,123 @@
+"""/users/me: profile, usage counters and the caller's API request log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from api.routing import Context, Router
+from meetbot.db import now_utc
+from meetbot.db.tables import api_keys, api_request_logs, auth_sessions, bots, users
+from meetbot.domain import accounts
+from meetbot.errors import Conflict, Unauthorized
+from meetbot.schemas.auth import ApiLog, ApiLogList, ApiLogQuery, Usage, User, UserUpdate
+from meetbot.schemas.common import page_envelope
+
+router = Router()
+TAG = "Users"
+
+
+@router.route("GET", "/users/me", "The caller's profile", TAG, response=User)
+def get_me(ctx: Context) -> User:
+    with ctx.transaction() as conn:
+        return User.model_validate(accounts.get_user(conn, ctx.user_id))
+
+
+@router.route(
+    "PATCH",
+    "/users/me",
+    "Change name, email or password",
+    TAG,
+    body=UserUpdate,
+    response=User,
+    errors=(401, 409),
+)
+def update_me(ctx: Context, body: UserUpdate) -> User:
+    with ctx.transaction() as conn:
+        user = accounts.get_user(conn, ctx.user_id)
+        values: dict[str, object] = {}
+        if body.name is not None:
+            values["name"] = body.name
+        sensitive = body.password is not None or (body.email is not None and body.email.lower() != user.email)
+        if sensitive and not (
+            body.current_password and accounts.verify_password(user.password_hash, body.current_password)
+        ):
+            raise Unauthorized("currentPassword is missing or wrong")
+        if body.email is not None and body.email.lower() != user.email:
+            taken = conn.execute(sa.select(users.c.id).where(users.c.email == body.email.lower())).first()
+            if taken:
+                raise Conflict("Email already registered")
+            values["email"] = body.email.lower()
+        if body.password is not None:
+            values["password_hash"] = accounts.hash_password(body.password)
+            # Every other login session ends with the old password.
+            conn.execute(
+                auth_sessions.update()
+                .where(
+                    auth_sessions.c.user_id == ctx.user_id,
+                    auth_sessions.c.revoked_at.is_(None),
+                    auth_sessions.c.id != (ctx.principal.session_id or ""),
+                )
+                .values(revoked_at=now_utc())
+            )
+        if values:
+            conn.execute(users.update().where(users.c.id == ctx.user_id).values(updated_at=now_utc(), **values))
+        return User.model_validate(accounts.get_user(conn, ctx.user_id))
+
+
+@router.route("GET", "/users/me/usage", "Bot counts, time in call and API requests", TAG, response=Usage)
+def usage(ctx: Context) -> Usage:
+    day_ago = now_utc() - timedelta(days=1)
+    with ctx.transaction() as conn:
+        by_status = dict(
+            conn.execute(
+                sa.select(bots.c.status, sa.func.count()).where(bots.c.user_id == ctx.user_id).group_by(bots.c.status)
+            ).all()
+        )
+        mine = api_request_logs.c.user_id == ctx.user_id
+        total_requests = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        recent = conn.execute(
+            sa.select(sa.func.count()).where(mine, api_request_logs.c.created_at >= day_ago)
+        ).scalar_one()
+        active_keys = conn.execute(
+            sa.select(sa.func.count()).where(api_keys.c.user_id == ctx.user_id, api_keys.c.revoked_at.is_(None))
+        ).scalar_one()
+        spans = conn.execute(
+            sa.select(bots.c.joined_at, bots.c.left_at).where(
+                bots.c.user_id == ctx.user_id, bots.c.joined_at.is_not(None)
+            )
+        ).all()
+    now = now_utc()
+    seconds = sum(((left or now) - joined).total_seconds() for joined, left in spans)
+    return Usage(
+        bots_total=sum(by_status.values()),
+        bots_by_status=by_status,
+        api_requests_total=total_requests,
+        api_requests_last_24h=recent,
+        api_keys_active=active_keys,
+        seconds_in_call=round(seconds, 1),
+    )
+
+
+@router.route(
+    "GET",
+    "/users/me/api-logs",
+    "The caller's API request log, newest first",
+    TAG,
+    query=ApiLogQuery,
+    response=ApiLogList,
+)
+def api_logs(ctx: Context, query: ApiLogQuery) -> dict[str, object]:
+    mine = api_request_logs.c.user_id == ctx.user_id
+    with ctx.transaction() as conn:
+        total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
+        rows = conn.execute(
+            sa.select(api_request_logs)
+            .where(mine)
+            .order_by(api_request_logs.c.id.desc())
+            .offset(query.offset)
+            .limit(query.page_size)
+        ).all()
+    items = [ApiLog.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
+    return page_envelope("logs", items, total, query)

@@ -1,0 +1,221 @@
+"""Declared endpoints: one record per route drives request parsing, auth, rate limits, logs and OpenAPI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.errors import error_response
+from api.services import Services
+from meetbot.db import now_utc
+from meetbot.db.tables import api_request_logs
+from meetbot.domain.accounts import Principal, authenticate_bearer
+from meetbot.errors import BadRequest, PayloadTooLarge, Unauthorized, ValidationFailed
+from meetbot.schemas.common import seed_validation_errors
+
+log = logging.getLogger("meetbot.api")
+MAX_ID = 2**63 - 1
+
+
+@dataclass
+class Context:
+    """Handed to every handler: the services and (for authenticated routes) the caller."""
+
+    services: Services
+    request: Request
+    principal_or_none: Principal | None = None
+
+    @property
+    def principal(self) -> Principal:
+        if self.principal_or_none is None:
+            raise Unauthorized()
+        return self.principal_or_none
+
+    @property
+    def user_id(self) -> int:
+        return self.principal.user_id
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        with self.services.transaction() as conn:
+            yield conn
+
+
+Handler = Callable[..., Any]
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    errors: tuple[int, ...] = ()
+    response_media: str = "application/json"
+    include_in_schema: bool = True
+    path_params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path_params = tuple(part[1:-1].split(":")[0] for part in self.path.split("/") if part.startswith("{"))
+
+
+class Router:
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def route(self, method: str, path: str, summary: str, tag: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(Endpoint(method, path, handler, summary, tag, **options))
+            return handler
+
+        return register
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def _authenticate(services: Services, token: str) -> Principal:
+    with services.transaction() as conn:
+        return authenticate_bearer(conn, token, services.secret_key)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("Invalid Content-Length header")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"Request body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validate(model: type[BaseModel], data: Any, location: str, context: dict[str, Any]) -> BaseModel:
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ValidationFailed(seed_validation_errors(exc.errors(include_url=False), location)) from exc
+
+
+def _path_ids(endpoint: Endpoint, request: Request) -> dict[str, int]:
+    values: dict[str, int] = {}
+    errors = []
+    for name in endpoint.path_params:
+        raw = request.path_params.get(name, "")
+        if raw.isdigit() and 0 < int(raw) <= MAX_ID:
+            values[name] = int(raw)
+        else:
+            errors.append({"loc": ["path", name], "msg": "value is not a valid id", "type": "type_error.integer"})
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(_path_ids(endpoint, request))
+    context = {"allow_simulator": services.settings.allow_simulator}
+    if endpoint.query is not None:
+        kwargs["query"] = _validate(endpoint.query, dict(request.query_params), "query", context)
+    if endpoint.body is not None:
+        raw = await _read_body(request, services.settings.max_body_bytes)
+        if raw.strip():
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest("Malformed JSON body") from exc
+        else:
+            data = {}
+        kwargs["body"] = _validate(endpoint.body, data, "body", context)
+    return kwargs
+
+
+def _render(endpoint: Endpoint, result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204 if endpoint.status == 204 else endpoint.status)
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json", by_alias=True)
+    return JSONResponse(result, status_code=endpoint.status)
+
+
+def _log_request(services: Services, principal: Principal, request: Request, status: int, ms: float) -> None:
+    with services.transaction() as conn:
+        conn.execute(
+            api_request_logs.insert().values(
+                user_id=principal.user_id,
+                api_key_id=principal.api_key_id,
+                method=request.method,
+                path=request.url.path[:500],
+                status_code=status,
+                duration_ms=round(ms, 2),
+                created_at=now_utc(),
+            )
+        )
+
+
+def make_route(endpoint: Endpoint, services: Services) -> Route:
+    async def dispatch(request: Request) -> Response:
+        started = time.perf_counter()
+        ctx = Context(services=services, request=request)
+        limit_headers: dict[str, str] = {}
+        try:
+            if endpoint.auth:
+                token = _bearer_token(request)
+                ctx.principal_or_none = await run_in_threadpool(_authenticate, services, token)
+                limit_headers = await run_in_threadpool(services.rate_limiter.hit, ctx.principal.rate_limit_key)
+            kwargs = await _parse_inputs(endpoint, request, services)
+            result = await run_in_threadpool(endpoint.handler, ctx, **kwargs)
+            response = _render(endpoint, result)
+        except Exception as exc:
+            response = error_response(exc)
+        response.headers.update(limit_headers)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed_ms, 2),
+                "user_id": ctx.principal_or_none.user_id if ctx.principal_or_none else None,
+            },
+        )
+        if ctx.principal_or_none is not None:
+            try:
+                await run_in_threadpool(
+                    _log_request, services, ctx.principal_or_none, request, response.status_code, elapsed_ms
+                )
+            except Exception:  # the request log must never fail the request itself
+                log.exception("could not write the API request log")
+        return response
+
+    return Route(endpoint.path, dispatch, methods=[endpoint.method], name=f"{endpoint.method} {endpoint.path}")

@@ -1,0 +1,42 @@
+"""What every request handler can reach: settings, database engine, broker, kill signals, rate limiter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dramatiq
+import sqlalchemy as sa
+
+from api.rate_limits import RateLimiter
+from meetbot.db import get_engine
+from meetbot.queue import build_broker
+from meetbot.settings import Settings
+from meetbot.signals import KillSignals, kill_signals_for
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: sa.Engine
+    broker: dramatiq.Broker
+    kill_signals: KillSignals
+    rate_limiter: RateLimiter
+    secret_key: str = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, broker: dramatiq.Broker | None = None) -> Services:
+        return cls(
+            settings=settings,
+            engine=get_engine(settings.effective_database_url),
+            broker=broker or build_broker(settings),
+            kill_signals=kill_signals_for(settings.redis_url),
+            rate_limiter=RateLimiter(settings),
+            secret_key=settings.resolved_secret_key(),
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as conn:
+            yield conn

@@ -1,0 +1,211 @@
+"""The `meetbot` command: up (everything in one process), api, worker, migrate, users, api-keys, simulator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from meetbot.settings import Settings, get_settings
+
+log = logging.getLogger("meetbot.cli")
+FIRST_USER_EMAIL = "admin@example.com"
+
+
+def _setup(args: argparse.Namespace) -> Settings:
+    from meetbot.logs import configure_logging
+
+    settings = get_settings()
+    overrides = {key: getattr(args, key) for key in ("host", "port") if getattr(args, key, None) is not None}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _migrate(settings: Settings) -> None:
+    from meetbot.db import migrate
+
+    migrate(settings.effective_database_url)
+
+
+def _bootstrap_first_user(settings: Settings) -> None:
+    """On an empty database, create a local user and print one ready-to-use API key (shown once)."""
+    from meetbot.db import get_engine
+    from meetbot.domain import accounts
+
+    with get_engine(settings.effective_database_url).begin() as conn:
+        if accounts.count_users(conn):
+            return
+        password = secrets.token_urlsafe(12)
+        user = accounts.create_user(conn, FIRST_USER_EMAIL, password, "Local admin")
+        _, key = accounts.create_api_key(conn, user.id, "first-run")
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        "\nMeetBot created a local user (shown once, keep it):\n"
+        f"  API key:  {key}\n"
+        f"  Login:    {FIRST_USER_EMAIL} / {password}\n"
+        f"  Try:      curl -H 'Authorization: Bearer {key}' {base}/api/v1/bots\n"
+        f"  Docs:     {base}/docs\n",
+        flush=True,
+    )
+
+
+def _serve(settings: Settings, app: object) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)  # type: ignore[arg-type]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from api.app import create_app
+    from api.services import Services
+    from meetbot.queue import build_broker
+    from workers.process import WorkerProcess
+
+    settings = _setup(args)
+    _migrate(settings)
+    _bootstrap_first_user(settings)
+    broker = build_broker(settings)
+    workers = WorkerProcess(settings, broker, bots_per_process=args.bots_per_process or 0)
+    workers.start()
+    try:
+        _serve(settings, create_app(settings, Services.from_settings(settings, broker=broker)))
+    finally:
+        workers.stop()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api.app import create_app
+
+    settings = _setup(args)
+    if settings.embedded:
+        log.warning("no MEETBOT_REDIS_URL: deploys from this API reach no worker; use `meetbot up` for one process")
+    _serve(settings, create_app(settings))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from meetbot.queue import build_broker
+    from workers.process import WorkerProcess
+
+    settings = _setup(args)
+    if settings.embedded:
+        print("meetbot worker needs MEETBOT_REDIS_URL (use `meetbot up` for the embedded mode)", file=sys.stderr)
+        return 2
+    queues = set(filter(None, args.queues.split(","))) if args.queues else None
+    workers = WorkerProcess(settings, build_broker(settings), queues, args.bots_per_process or 0)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    workers.start()
+    stop.wait()
+    workers.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _setup(args)
+    _migrate(settings)
+    print("database is up to date")
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from meetbot.db import get_engine
+    from meetbot.domain import accounts
+    from meetbot.errors import MeetBotError
+
+    settings = _setup(args)
+    _migrate(settings)
+    try:
+        with get_engine(settings.effective_database_url).begin() as conn:
+            user = accounts.create_user(conn, args.email, args.password, args.name or args.email)
+    except MeetBotError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"user {user.id} created: {user.email}")
+    return 0
+
+
+def cmd_api_keys_create(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from meetbot.db import get_engine
+    from meetbot.db.tables import users
+    from meetbot.domain import accounts
+
+    settings = _setup(args)
+    _migrate(settings)
+    with get_engine(settings.effective_database_url).begin() as conn:
+        user_id = conn.execute(sa.select(users.c.id).where(users.c.email == args.email.strip().lower())).scalar()
+        if user_id is None:
+            print(f"error: no user {args.email}", file=sys.stderr)
+            return 1
+        _, key = accounts.create_api_key(conn, user_id, args.name)
+    print(key)
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    from meetbot.simulator.app import run
+
+    settings = _setup(argparse.Namespace())
+    run(args.host or settings.simulator_host, args.port or settings.simulator_port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meetbot", description="Self-hostable meeting bots.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="API and every worker in one process (embedded defaults)")
+    up.add_argument("--host")
+    up.add_argument("--port", type=int)
+    up.add_argument("--bots-per-process", type=int)
+    up.set_defaults(func=cmd_up)
+
+    api = sub.add_parser("api", help="the HTTP API alone")
+    api.add_argument("--host")
+    api.add_argument("--port", type=int)
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="a worker process (needs MEETBOT_REDIS_URL)")
+    worker.add_argument("--queues", help="comma-separated: bots,transcribe,summarize,webhooks,maintenance")
+    worker.add_argument("--bots-per-process", type=int)
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    create_user = users.add_parser("create")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--password", required=True)
+    create_user.add_argument("--name")
+    create_user.set_defaults(func=cmd_users_create)
+
+    keys = sub.add_parser("api-keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create_key = keys.add_parser("create")
+    create_key.add_argument("--email", required=True)
+    create_key.add_argument("--name", default="cli")
+    create_key.set_defaults(func=cmd_api_keys_create)
+
+    simulator = sub.add_parser("simulator", help="the meeting simulator (Meet/Zoom/Teams look-alikes)")
+    simulator.add_argument("--host")
+    simulator.add_argument("--port", type=int)
+    simulator.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""Bot resource operations shared by the API and the CLI: create, read, update, delete, deploy, kill."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from meetbot.db import now_utc
+from meetbot.db.tables import bot_events, bot_logs, bots
+from meetbot.domain.bot_states import ACTIVE, FINISHED, transition
+from meetbot.errors import Conflict, NotFound, ValidationFailed
+from meetbot.schemas.bots import (
+    Bot,
+    BotCreate,
+    BotEventQuery,
+    BotListQuery,
+    BotLogQuery,
+    BotSettings,
+    BotUpdate,
+)
+from meetbot.schemas.bots import BotStatus as S
+from meetbot.schemas.common import seed_validation_errors
+
+# What a PATCH may still change once a bot is deployed: nothing about the meeting or the bot.
+MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
+
+
+def bot_from_row(row: sa.Row) -> Bot:
+    data: dict[str, Any] = dict(row.config)
+    data.update(
+        id=row.id,
+        status=row.status,
+        deploymentError=row.deployment_error,
+        recording=row.recording,
+        lastHeartbeat=row.last_heartbeat,
+        createdAt=row.created_at,
+        updatedAt=row.updated_at,
+    )
+    return Bot.model_validate(data)
+
+
+def create_bot(conn: sa.Connection, user_id: int, body: BotCreate) -> sa.Row:
+    now = now_utc()
+    return conn.execute(
+        bots.insert()
+        .values(
+            user_id=user_id,
+            status=S.READY_TO_DEPLOY,
+            platform=body.meeting_info.platform,
+            config=body.model_dump(mode="json", by_alias=True),
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(*bots.c)
+    ).one()
+
+
+def get_bot(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
+    row = conn.execute(sa.select(bots).where(bots.c.id == bot_id, bots.c.user_id == user_id)).first()
+    if row is None:
+        raise NotFound("Bot not found")
+    return row
+
+
+def list_bots(conn: sa.Connection, user_id: int, query: BotListQuery) -> tuple[list[sa.Row], int]:
+    where = [bots.c.user_id == user_id]
+    if query.status:
+        where.append(bots.c.status == query.status)
+    if query.platform:
+        where.append(bots.c.platform == query.platform)
+    total = conn.execute(sa.select(sa.func.count()).select_from(bots).where(*where)).scalar_one()
+    rows = conn.execute(
+        sa.select(bots).where(*where).order_by(bots.c.id.desc()).offset(query.offset).limit(query.page_size)
+    ).all()
+    return list(rows), total
+
+
+def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate, allow_simulator: bool) -> sa.Row:
+    row = get_bot(conn, user_id, bot_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if row.status != S.READY_TO_DEPLOY and set(changes) - MUTABLE_AFTER_DEPLOY:
+        raise Conflict("Bot already deployed: only meetingTitle can change now")
+    merged = dict(row.config)
+    merged.update(patch.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    try:
+        settings = BotSettings.model_validate(merged, context={"allow_simulator": allow_simulator})
+    except ValidationError as exc:
+        raise ValidationFailed(seed_validation_errors(exc.errors(include_url=False), "body")) from exc
+    return conn.execute(
+        bots.update()
+        .where(bots.c.id == bot_id)
+        .values(
+            config=settings.model_dump(mode="json", by_alias=True),
+            platform=settings.meeting_info.platform,
+            updated_at=now_utc(),
+        )
+        .returning(*bots.c)
+    ).one()
+
+
+def delete_bot(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
+    row = get_bot(conn, user_id, bot_id)
+    if S(row.status) in ACTIVE:
+        raise Conflict("Bot is active: kill it before deleting it")
+    conn.execute(bots.delete().where(bots.c.id == bot_id))
+    return row
+
+
+@dataclass(frozen=True)
+class Deployment:
+    bot_id: int
+    attempt: int
+    delay_ms: int
+
+
+def scheduled_start(config: dict[str, Any]) -> datetime | None:
+    start = config.get("startTime")
+    return datetime.fromisoformat(start.replace("Z", "+00:00")).astimezone(UTC) if start else None
+
+
+def scheduled_delay_ms(config: dict[str, Any]) -> int:
+    start = scheduled_start(config)
+    return max(0, int((start - now_utc()).total_seconds() * 1000)) if start else 0
+
+
+def deploy_bot(conn: sa.Connection, user_id: int, bot_id: int) -> Deployment:
+    """READY_TO_DEPLOY → DEPLOYING; the caller enqueues the returned deployment after commit."""
+    row = get_bot(conn, user_id, bot_id)
+    end = row.config.get("endTime")
+    if end and datetime.fromisoformat(end.replace("Z", "+00:00")) <= now_utc():
+        raise Conflict("Bot's endTime has passed")
+    attempt = row.deploy_attempt + 1
+    moved = transition(
+        conn,
+        bot_id,
+        S.DEPLOYING,
+        description="Deploy requested",
+        deploy_attempt=attempt,
+        deployed_at=now_utc(),
+    )
+    if not moved:
+        raise Conflict(f"Bot already deployed (status {row.status})")
+    return Deployment(bot_id=bot_id, attempt=attempt, delay_ms=scheduled_delay_ms(row.config))
+
+
+def undo_deploy(conn: sa.Connection, bot_id: int, reason: str) -> None:
+    """Back to READY_TO_DEPLOY when the deploy message could not be queued."""
+    conn.execute(
+        bots.update()
+        .where(bots.c.id == bot_id, bots.c.status == S.DEPLOYING)
+        .values(status=S.READY_TO_DEPLOY, deployment_error=reason, updated_at=now_utc())
+    )
+
+
+def kill_bot(conn: sa.Connection, user_id: int, bot_id: int) -> bool:
+    """End a bot. Returns True when a running bot must be told (its runner leaves the call).
+
+    A bot that has not started (READY_TO_DEPLOY, or DEPLOYING with its message still queued)
+    ends here without a browser; its queued message, if any, is then ignored by the runner.
+    """
+    row = get_bot(conn, user_id, bot_id)
+    status = S(row.status)
+    if status in FINISHED:
+        raise Conflict(f"Bot already finished (status {status})")
+    if status in (S.READY_TO_DEPLOY, S.DEPLOYING):
+        if transition(conn, bot_id, S.CALL_ENDED, "killed", "Killed before it started", left_at=now_utc()):
+            transition(conn, bot_id, S.DONE, "killed", "Bot finished")
+            return False
+        row = get_bot(conn, user_id, bot_id)  # the runner claimed it meanwhile
+        if S(row.status) in FINISHED:
+            raise Conflict(f"Bot already finished (status {row.status})")
+    conn.execute(bots.update().where(bots.c.id == bot_id).values(kill_requested_at=now_utc()))
+    return True
+
+
+def list_events(conn: sa.Connection, user_id: int, bot_id: int, query: BotEventQuery) -> tuple[list[sa.Row], int]:
+    get_bot(conn, user_id, bot_id)
+    where = [bot_events.c.bot_id == bot_id]
+    if query.type:
+        where.append(bot_events.c.type == query.type)
+    total = conn.execute(sa.select(sa.func.count()).select_from(bot_events).where(*where)).scalar_one()
+    rows = conn.execute(
+        sa.select(bot_events).where(*where).order_by(bot_events.c.id).offset(query.offset).limit(query.page_size)
+    ).all()
+    return list(rows), total
+
+
+def list_logs(conn: sa.Connection, user_id: int, bot_id: int, query: BotLogQuery) -> tuple[list[sa.Row], int]:
+    get_bot(conn, user_id, bot_id)
+    where = [bot_logs.c.bot_id == bot_id]
+    if query.since:
+        where.append(bot_logs.c.created_at >= query.since)
+    total = conn.execute(sa.select(sa.func.count()).select_from(bot_logs).where(*where)).scalar_one()
+    rows = conn.execute(
+        sa.select(bot_logs).where(*where).order_by(bot_logs.c.id).offset(query.offset).limit(query.page_size)
+    ).all()
+    return list(rows), total

@@ -1,0 +1,104 @@
+"""Request and response models of /auth, /users and /api-keys."""
+
+from __future__ import annotations
+
+from pydantic import EmailStr, Field
+
+from meetbot.schemas.common import ApiModel, Page, PageQuery, UTCTimestamp
+
+
+class RegisterRequest(ApiModel):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=8, max_length=256)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class LoginRequest(ApiModel):
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshRequest(ApiModel):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class LogoutRequest(ApiModel):
+    refresh_token: str | None = Field(None, max_length=512)
+
+
+class TokenPair(ApiModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class User(ApiModel):
+    id: int
+    email: str
+    name: str
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+
+
+class UserUpdate(ApiModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: EmailStr | None = Field(None, max_length=320)
+    password: str | None = Field(None, min_length=8, max_length=256)
+    current_password: str | None = Field(None, max_length=256)
+
+
+class ApiKeyCreate(ApiModel):
+    name: str = Field("default", min_length=1, max_length=200)
+
+
+class ApiKey(ApiModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: UTCTimestamp
+    last_used_at: UTCTimestamp | None
+    revoked_at: UTCTimestamp | None
+
+
+class ApiKeyCreated(ApiKey):
+    key: str = Field(description="The full key. Shown once; store it now.")
+
+
+class ApiKeyList(Page):
+    api_keys: list[ApiKey]
+
+
+class ApiKeyUsage(ApiModel):
+    api_key_id: int
+    total_requests: int
+    requests_last_24h: int
+    last_used_at: UTCTimestamp | None
+    by_status: dict[str, int]
+
+
+class ApiLog(ApiModel):
+    id: int
+    method: str
+    path: str
+    status_code: int
+    duration_ms: float
+    api_key_id: int | None
+    created_at: UTCTimestamp
+
+
+class ApiLogList(Page):
+    logs: list[ApiLog]
+
+
+class ApiLogQuery(PageQuery):
+    pass
+
+
+class Usage(ApiModel):
+    bots_total: int
+    bots_by_status: dict[str, int]
+    api_requests_total: int
+    api_requests_last_24h: int
+    api_keys_active: int
+    seconds_in_call: float

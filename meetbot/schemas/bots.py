@@ -1,0 +1,202 @@
+"""Request and response models of /bots: the bot resource of DESIGN.md §4."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, Field, ValidationInfo, field_validator, model_validator
+
+from meetbot.domain.meeting_urls import check_meeting_url
+from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, UTCTimestamp
+
+DAY_MS = 24 * 3600 * 1000
+Ms = int
+
+
+class BotStatus(StrEnum):
+    READY_TO_DEPLOY = "READY_TO_DEPLOY"
+    DEPLOYING = "DEPLOYING"
+    JOINING_CALL = "JOINING_CALL"
+    IN_WAITING_ROOM = "IN_WAITING_ROOM"
+    IN_CALL = "IN_CALL"
+    CALL_ENDED = "CALL_ENDED"
+    DONE = "DONE"
+    FATAL = "FATAL"
+
+
+Platform = Literal["google", "zoom", "teams"]
+
+
+class MeetingInfo(ApiModel):
+    platform: Platform
+    meeting_url: str = Field(min_length=8, max_length=2048)
+    meeting_id: str | None = Field(None, max_length=256)
+    meeting_password: str | None = Field(None, max_length=256)
+    organizer_id: str | None = Field(None, max_length=256)
+    tenant_id: str | None = Field(None, max_length=256)
+    message_id: str | None = Field(None, max_length=256)
+    thread_id: str | None = Field(None, max_length=256)
+
+    @field_validator("meeting_url")
+    @classmethod
+    def _url_of_platform(cls, value: str, info: ValidationInfo) -> str:
+        platform = info.data.get("platform")
+        if platform is None:
+            return value  # the platform error is reported on its own
+        allow_simulator = bool((info.context or {}).get("allow_simulator"))
+        reason = check_meeting_url(platform, value, allow_simulator)
+        if reason:
+            raise ValueError(reason)
+        return value
+
+
+class TimeoutRule(ApiModel):
+    timeout: Ms = Field(ge=1000, le=DAY_MS, description="milliseconds")
+    activate_after: Ms = Field(0, ge=0, le=DAY_MS, description="milliseconds after joining")
+
+
+class ParticipantNamesRule(TimeoutRule):
+    name_patterns: list[str] = Field(
+        default_factory=lambda: ["bot", "notetaker", "note taker", "recorder", "assistant"],
+        max_length=50,
+        description="case-insensitive substrings that mark a participant as a bot",
+    )
+
+
+class BotDetection(ApiModel):
+    using_participant_events: TimeoutRule | None = None
+    using_participant_names: ParticipantNamesRule | None = None
+
+
+class AutomaticLeave(ApiModel):
+    silence_detection: TimeoutRule | None = None
+    bot_detection: BotDetection | None = None
+    waiting_room_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
+    no_one_joined_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
+    everyone_left_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
+
+
+class RecordingSettings(ApiModel):
+    audio_only: bool = False
+
+
+class TranscriptionSettings(ApiModel):
+    auto: bool = False
+    language: str | None = Field(None, min_length=2, max_length=8, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+class SummarySettings(ApiModel):
+    auto: bool = False
+
+
+class BotSettings(ApiModel):
+    """Everything a caller may set on a bot; create requires meetingInfo."""
+
+    bot_display_name: str = Field("MeetBot", min_length=1, max_length=100)
+    bot_image: AnyHttpUrl | None = None
+    meeting_title: str | None = Field(None, max_length=300)
+    meeting_info: MeetingInfo
+    start_time: InputTimestamp | None = None
+    end_time: InputTimestamp | None = None
+    heartbeat_interval: Ms = Field(5000, ge=1000, le=300_000)
+    automatic_leave: AutomaticLeave = Field(default_factory=AutomaticLeave)
+    recording_settings: RecordingSettings = Field(default_factory=RecordingSettings)
+    transcription: TranscriptionSettings = Field(default_factory=TranscriptionSettings)
+    summary: SummarySettings = Field(default_factory=SummarySettings)
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> BotSettings:
+        if self.start_time and self.end_time and self.start_time >= self.end_time:
+            raise ValueError("startTime must be before endTime")
+        if self.end_time and self.end_time <= datetime.now(UTC):
+            raise ValueError("endTime must be in the future")
+        return self
+
+
+class BotCreate(BotSettings):
+    pass
+
+
+class BotUpdate(ApiModel):
+    """PATCH body: any subset of the settings."""
+
+    bot_display_name: str | None = Field(None, min_length=1, max_length=100)
+    bot_image: AnyHttpUrl | None = None
+    meeting_title: str | None = Field(None, max_length=300)
+    meeting_info: MeetingInfo | None = None
+    start_time: InputTimestamp | None = None
+    end_time: InputTimestamp | None = None
+    heartbeat_interval: Ms | None = Field(None, ge=1000, le=300_000)
+    automatic_leave: AutomaticLeave | None = None
+    recording_settings: RecordingSettings | None = None
+    transcription: TranscriptionSettings | None = None
+    summary: SummarySettings | None = None
+
+
+class Recording(ApiModel):
+    key: str
+    size_bytes: int
+    duration_seconds: float
+    content_type: str = "video/mp4"
+    has_audio: bool
+    has_video: bool
+    created_at: UTCTimestamp
+
+
+class Bot(BotSettings):
+    id: int
+    status: BotStatus
+    deployment_error: str | None = None
+    recording: Recording | None = None
+    last_heartbeat: UTCTimestamp | None = None
+    created_at: UTCTimestamp
+    updated_at: UTCTimestamp
+
+    @model_validator(mode="after")
+    def _times_in_order(self) -> Bot:  # stored bots may have times in the past
+        return self
+
+
+class BotList(Page):
+    bots: list[Bot]
+
+
+class BotListQuery(PageQuery):
+    status: BotStatus | None = None
+    platform: Platform | None = None
+
+
+class BotEvent(ApiModel):
+    id: int
+    bot_id: int
+    type: str
+    status: BotStatus | None
+    data: dict[str, Any]
+    created_at: UTCTimestamp
+
+
+class BotEventList(Page):
+    events: list[BotEvent]
+
+
+class BotLog(ApiModel):
+    id: int
+    bot_id: int
+    level: str
+    message: str
+    created_at: UTCTimestamp
+
+
+class BotLogList(Page):
+    logs: list[BotLog]
+
+
+class BotLogQuery(PageQuery):
+    since: InputTimestamp | None = None
+    page_size: int = Field(100, ge=1, le=100)
+
+
+class BotEventQuery(PageQuery):
+    type: str | None = Field(None, max_length=40)

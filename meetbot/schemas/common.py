@@ -1,0 +1,113 @@
+"""Base models and shared shapes of the API: camelCase aliases, UTC timestamps, errors, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def format_utc(value: datetime) -> str:
+    """ISO-8601 UTC with a trailing Z, millisecond precision."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UTCTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+InputTimestamp = Annotated[AwareDatetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+
+
+class ApiModel(BaseModel):
+    """Request/response models: camelCase on the wire, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        from_attributes=True,
+    )
+
+
+class ErrorMessage(BaseModel):
+    detail: str = Field(examples=["Bot not found"])
+
+
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ValidationErrorItem]
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(1, ge=1, le=1_000_000)
+    page_size: int = Field(20, ge=1, le=100)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(ApiModel):
+    """The seed's pagination envelope; subclasses add the list under the resource's plural."""
+
+    total: int
+    page: int
+    page_size: int = Field(alias="page_size")
+
+
+def page_envelope(key: str, items: list[Any], total: int, query: PageQuery) -> dict[str, Any]:
+    return {key: items, "total": total, "page": query.page, "page_size": query.page_size}
+
+
+# pydantic v2 error types → the seed's (pydantic v1 style) types and messages.
+_SEED_TYPES: dict[str, tuple[str, str | None]] = {
+    "missing": ("value_error.missing", "field required"),
+    "extra_forbidden": ("value_error.extra", "extra fields not permitted"),
+    "int_parsing": ("type_error.integer", "value is not a valid integer"),
+    "int_type": ("type_error.integer", "value is not a valid integer"),
+    "int_from_float": ("type_error.integer", "value is not a valid integer"),
+    "string_type": ("type_error.str", "str type expected"),
+    "bool_type": ("type_error.bool", "value could not be parsed to a boolean"),
+    "bool_parsing": ("type_error.bool", "value could not be parsed to a boolean"),
+    "model_type": ("type_error.dict", "value is not a valid dict"),
+    "dict_type": ("type_error.dict", "value is not a valid dict"),
+    "list_type": ("type_error.list", "value is not a valid list"),
+    "literal_error": ("value_error.const", None),
+    "enum": ("type_error.enum", None),
+    "string_too_short": ("value_error.any_str.min_length", None),
+    "string_too_long": ("value_error.any_str.max_length", None),
+    "greater_than_equal": ("value_error.number.not_ge", None),
+    "less_than_equal": ("value_error.number.not_le", None),
+    "greater_than": ("value_error.number.not_gt", None),
+    "less_than": ("value_error.number.not_lt", None),
+    "value_error": ("value_error", None),
+    "url_parsing": ("value_error.url", None),
+    "url_scheme": ("value_error.url.scheme", None),
+    "datetime_parsing": ("type_error.datetime", None),
+    "datetime_from_date_parsing": ("type_error.datetime", None),
+    "timezone_aware": ("value_error.datetime.timezone", None),
+    "string_pattern_mismatch": ("value_error.str.regex", None),
+    "too_long": ("value_error.list.max_items", None),
+    "json_invalid": ("value_error.jsondecode", None),
+}
+
+
+def seed_validation_errors(errors: Sequence[Any], location: str) -> list[dict[str, Any]]:
+    """pydantic errors → [{"loc": [location, ...], "msg": ..., "type": ...}] as the seed shows."""
+    items = []
+    for error in errors:
+        kind = error.get("type", "value_error")
+        seed_type, seed_msg = _SEED_TYPES.get(kind, (f"value_error.{kind}", None))
+        msg = seed_msg or str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        loc = [location, *[part for part in error.get("loc", ()) if part != "__root__"]]
+        items.append({"loc": loc, "msg": msg, "type": seed_type})
+    return items

@@ -1,0 +1,107 @@
+"""Process settings: every knob comes from MEETBOT_* environment variables through this object."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEETBOT_", extra="ignore")
+
+    data_dir: Path = Path("./.meetbot")
+    database_url: str | None = None
+    redis_url: str | None = None
+    storage_url: str | None = None
+    secret_key: str | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = None
+
+    rate_limit_per_minute: int = Field(60, ge=1)
+    rate_limit_per_hour: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    access_token_ttl_seconds: int = Field(900, ge=10)
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+
+    # Bots
+    allow_simulator: bool = False
+    bots_per_process: int = Field(2, ge=1, le=64)
+    max_in_call_minutes: float = Field(240, gt=0)
+    default_heartbeat_interval_ms: int = Field(5000, ge=500)
+    stale_heartbeat_min_seconds: float = Field(30, ge=1)
+    deploying_grace_seconds: float = Field(120, ge=1)
+    reaper_interval_seconds: float = Field(15, ge=1)
+    kill_check_interval_seconds: float = Field(0.5, gt=0, le=1)
+    page_poll_interval_seconds: float = Field(0.4, gt=0, le=2)
+    join_timeout_seconds: float = Field(60, gt=0)
+    chromium_binary: Path = Path("/usr/lib/chromium/chromium")
+    chromedriver_binary: Path = Path("/usr/bin/chromedriver")
+    screen_width: int = 1280
+    screen_height: int = 720
+    video_framerate: int = Field(15, ge=1, le=60)
+    browser_language: str = "en-US"
+
+    # Simulator
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = Field(8100, ge=1, le=65535)
+    simulator_media_dir: Path | None = None
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'meetbot.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_dir / 'storage'}"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.simulator_media_dir or self.data_dir / "media"
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: the configured one, else one generated once and kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    get_settings.cache_clear()
