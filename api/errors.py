@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from meetbot.errors import MeetBotError
-from meetbot.schemas.common import seed_validation_errors
 
 log = logging.getLogger("meetbot.api")
 
@@ -20,9 +18,6 @@ def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Res
     if isinstance(exc, MeetBotError):
         merged.update(exc.headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=merged)
-    if isinstance(exc, ValidationError):
-        detail = seed_validation_errors(exc.errors(include_url=False), "body")
-        return JSONResponse({"detail": detail}, status_code=422, headers=merged)
     if isinstance(exc, HTTPException):
         merged.update(exc.headers or {})
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=merged)

@@ -29,8 +29,8 @@ class RateLimiter:
         for item in (self.per_minute, self.per_hour):
             if not self.limiter.hit(item, key):
                 headers = self._headers(item, key)
-                retry_after = max(1, math.ceil(int(headers["X-RateLimit-Reset"]) - time.time()))
-                headers["Retry-After"] = str(retry_after)
+                reset_at = self.limiter.get_window_stats(item, key).reset_time
+                headers["Retry-After"] = str(max(1, math.ceil(reset_at - time.time())))
                 raise RateLimited("Rate limit exceeded", headers=headers)
         minute = self._headers(self.per_minute, key)
         hour = self._headers(self.per_hour, key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import EmailStr, Field
 
-from meetbot.schemas.common import ApiModel, Page, PageQuery, UTCTimestamp
+from meetbot.schemas.common import ApiModel, Page, PageQuery, ResponseModel, UTCTimestamp
 
 
 class RegisterRequest(ApiModel):
@@ -26,14 +26,14 @@ class LogoutRequest(ApiModel):
     refresh_token: str | None = Field(None, max_length=512)
 
 
-class TokenPair(ApiModel):
+class TokenPair(ResponseModel):
     access_token: str
     refresh_token: str
     token_type: str = "bearer"
     expires_in: int
 
 
-class User(ApiModel):
+class User(ResponseModel):
     id: int
     email: str
     name: str
@@ -52,7 +52,7 @@ class ApiKeyCreate(ApiModel):
     name: str = Field("default", min_length=1, max_length=200)
 
 
-class ApiKey(ApiModel):
+class ApiKey(ResponseModel):
     id: int
     name: str
     prefix: str
@@ -69,7 +69,7 @@ class ApiKeyList(Page):
     api_keys: list[ApiKey]
 
 
-class ApiKeyUsage(ApiModel):
+class ApiKeyUsage(ResponseModel):
     api_key_id: int
     total_requests: int
     requests_last_24h: int
@@ -77,7 +77,7 @@ class ApiKeyUsage(ApiModel):
     by_status: dict[str, int]
 
 
-class ApiLog(ApiModel):
+class ApiLog(ResponseModel):
     id: int
     method: str
     path: str
@@ -95,7 +95,7 @@ class ApiLogQuery(PageQuery):
     pass
 
 
-class Usage(ApiModel):
+class Usage(ResponseModel):
     bots_total: int
     bots_by_status: dict[str, int]
     api_requests_total: int

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import AnyHttpUrl, Field, ValidationInfo, field_validator, model_validator
 
 from meetbot.domain.meeting_urls import check_meeting_url
-from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, UTCTimestamp
+from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, ResponseModel, UTCTimestamp
 
 DAY_MS = 24 * 3600 * 1000
 Ms = int
@@ -43,9 +43,9 @@ class MeetingInfo(ApiModel):
     @classmethod
     def _url_of_platform(cls, value: str, info: ValidationInfo) -> str:
         platform = info.data.get("platform")
-        if platform is None:
-            return value  # the platform error is reported on its own
-        allow_simulator = bool((info.context or {}).get("allow_simulator"))
+        if platform is None or info.context is None:
+            return value  # platform errors are reported on their own; stored bots were checked on input
+        allow_simulator = bool(info.context.get("allow_simulator"))
         reason = check_meeting_url(platform, value, allow_simulator)
         if reason:
             raise ValueError(reason)
@@ -135,7 +135,7 @@ class BotUpdate(ApiModel):
     summary: SummarySettings | None = None
 
 
-class Recording(ApiModel):
+class Recording(ResponseModel):
     key: str
     size_bytes: int
     duration_seconds: float
@@ -168,7 +168,7 @@ class BotListQuery(PageQuery):
     platform: Platform | None = None
 
 
-class BotEvent(ApiModel):
+class BotEvent(ResponseModel):
     id: int
     bot_id: int
     type: str
@@ -181,7 +181,7 @@ class BotEventList(Page):
     events: list[BotEvent]
 
 
-class BotLog(ApiModel):
+class BotLog(ResponseModel):
     id: int
     bot_id: int
     level: str

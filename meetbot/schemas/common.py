@@ -31,6 +31,12 @@ class ApiModel(BaseModel):
     )
 
 
+class ResponseModel(ApiModel):
+    """Responses: camelCase too, built from rows that carry more columns than they show."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class ErrorMessage(BaseModel):
     detail: str = Field(examples=["Bot not found"])
 
@@ -56,7 +62,7 @@ class PageQuery(BaseModel):
         return (self.page - 1) * self.page_size
 
 
-class Page(ApiModel):
+class Page(ResponseModel):
     """The seed's pagination envelope; subclasses add the list under the resource's plural."""
 
     total: int

@@ -1,0 +1,125 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, Redis, the API app and authenticated clients."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from meetbot.db import migrate
+from meetbot.db.engine import dispose_engines, get_engine
+from meetbot.db.tables import metadata
+from meetbot.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("MEETBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database created for this test run and dropped after it."""
+    name = f"meetbot_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'meetbot.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test that uses it runs once on SQLite and once on PostgreSQL, on empty tables."""
+    url: str = request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite" else "pg_url")
+    engine = get_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    yield url
+
+
+def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": db_url,
+        "allow_simulator": True,
+        "secret_key": "test-secret-key-" + "x" * 32,
+        "rate_limit_per_minute": 1000,
+        "rate_limit_per_hour": 10000,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path, db_url)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    return Services.from_settings(settings)
+
+
+@pytest.fixture
+def client(settings: Settings, services: Services) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, services), base_url="http://testserver/api/v1") as test_client:
+        yield test_client
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+def register_and_login(client: TestClient, email: str | None = None, password: str = "correct horse 1") -> Account:
+    email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+    response = client.post("/auth/register", json={"email": email, "password": password, "name": "Test User"})
+    assert response.status_code == 201, response.text
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return Account(email, password, body["accessToken"], body["refreshToken"])
+
+
+@pytest.fixture
+def alice(client: TestClient) -> Account:
+    return register_and_login(client)
+
+
+@pytest.fixture
+def bob(client: TestClient) -> Account:
+    return register_and_login(client)
+
+
+GOOGLE_BOT = {"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}}

@@ -1,0 +1,94 @@
+"""The `meetbot` command as a newcomer uses it: up on embedded defaults, migrate, users and api-keys."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def meetbot(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meetbot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
+    env["MEETBOT_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def test_up_prints_a_working_key_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meetbot.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        key = None
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while key is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            match = re.search(r"API key:\s+(mb_\S+)", line)
+            key = match.group(1) if match else None
+        assert key, "meetbot up printed no API key"
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {key}"}
+        created = httpx.post(
+            f"{base}/api/v1/bots",
+            json={"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}},
+            headers=headers,
+        )
+        assert created.status_code == 201 and created.json()["status"] == "READY_TO_DEPLOY"
+        assert httpx.get(f"{base}/api/v1/bots", headers=headers).json()["total"] == 1
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert (tmp_path / "data" / "meetbot.db").exists() and (tmp_path / "data" / "secret_key").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "worker stopped" in stderr
+    assert key not in stderr  # the key is shown once on stdout, never logged
+
+
+def test_users_and_api_keys_commands(tmp_path: Path) -> None:
+    env = clean_env(tmp_path / "data")
+    assert meetbot("migrate", env=env).returncode == 0
+    created = meetbot("users", "create", "--email", "ops@example.com", "--password", "s3cret-pass", env=env)
+    assert created.returncode == 0 and "ops@example.com" in created.stdout
+    duplicate = meetbot("users", "create", "--email", "ops@example.com", "--password", "other-pass", env=env)
+    assert duplicate.returncode == 1 and "already registered" in duplicate.stderr
+    key = meetbot("api-keys", "create", "--email", "ops@example.com", env=env)
+    assert key.returncode == 0 and key.stdout.strip().startswith("mb_")
+    unknown = meetbot("api-keys", "create", "--email", "nobody@example.com", env=env)
+    assert unknown.returncode == 1
+
+
+def test_worker_refuses_to_start_without_redis(tmp_path: Path) -> None:
+    result = meetbot("worker", env=clean_env(tmp_path / "data"))
+    assert result.returncode == 2 and "MEETBOT_REDIS_URL" in result.stderr
