@@ -1,0 +1,320 @@
+"""Platform adapters against the meeting simulator in real headless Chromium (join, states, speech, leave)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from meetbot.errors import BotError
+from meetbot.settings import Settings
+from meetbot.simulator import create_app
+from workers.bots.platforms import JoinRequest, PageState, Phase, PlatformAdapter, adapter_for
+
+PLATFORMS = ["google", "zoom", "teams"]
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--window-size=1280,720",
+)
+JOIN_TIMEOUT = 10.0
+JOIN_TIMINGS: dict[str, list[float]] = {}
+
+
+# -- join_url (no browser) -----------------------------------------------------------------------------
+
+
+def _adapter(platform: str, url: str, password: str | None = None) -> PlatformAdapter:
+    return adapter_for(platform)(None, JoinRequest(url, "Bot", password), lambda _msg: None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "expected"),
+    [
+        ("https://us05web.zoom.us/j/84335626851?pwd=abc.1", None, "https://app.zoom.us/wc/84335626851/join?pwd=abc.1"),
+        ("https://zoom.us/j/1234567890", "s3cret", "https://app.zoom.us/wc/1234567890/join?pwd=s3cret"),
+        ("https://zoom.us/j/1234567890", None, "https://app.zoom.us/wc/1234567890/join"),
+        ("https://app.zoom.us/wc/1234567890/join?pwd=x", None, "https://app.zoom.us/wc/1234567890/join?pwd=x"),
+        ("http://127.0.0.1:8100/zoom/123?pwd=x", None, "http://127.0.0.1:8100/zoom/123?pwd=x"),
+    ],
+)
+def test_zoom_join_url(url: str, password: str | None, expected: str) -> None:
+    assert _adapter("zoom", url, password).join_url() == expected
+
+
+@pytest.mark.parametrize(
+    ("platform", "url"),
+    [
+        ("google", "https://meet.google.com/abc-defg-hij"),
+        ("google", "http://sim.local:8100/google/abc-defg-hij?waiting_room=1"),
+        ("teams", "https://teams.microsoft.com/meet/1234567890123?p=abc"),
+        ("teams", "https://teams.live.com/meet/9876543210?p=x"),
+        ("teams", "http://127.0.0.1:8100/teams/42"),
+    ],
+)
+def test_join_url_as_given(platform: str, url: str) -> None:
+    assert _adapter(platform, url).join_url() == url
+
+
+def test_adapter_for() -> None:
+    assert {adapter_for(p).platform for p in PLATFORMS} == set(PLATFORMS)
+    with pytest.raises(ValueError):
+        adapter_for("skype")
+
+
+# -- browser fixtures ----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    media = tmp_path_factory.mktemp("media")
+    text = "Hello everyone, this is Alice speaking in the simulated meeting."
+    subprocess.run(["espeak-ng", "-w", str(media / "alice.wav"), text], check=True, capture_output=True)
+    return media
+
+
+@pytest.fixture(scope="module")
+def simulator(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        simulator_host="127.0.0.1",
+        simulator_port=_free_port(),
+        simulator_media_dir=media_dir,
+    )
+    config = uvicorn.Config(
+        create_app(settings), host=settings.simulator_host, port=settings.simulator_port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "simulator did not start"
+        time.sleep(0.02)
+    yield f"http://{settings.simulator_host}:{settings.simulator_port}"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+def _start_chromium() -> WebDriver:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("Chromium / chromedriver not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    browser = _start_chromium()
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture(scope="module")
+def driver2() -> Iterator[WebDriver]:
+    browser = _start_chromium()
+    yield browser
+    browser.quit()
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _control(base: str, platform: str, mid: str, **body: Any) -> dict[str, Any]:
+    data = json.dumps(body).encode() if body else None
+    request = urllib.request.Request(
+        f"{base}/control/{platform}/{mid}", data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait_state(adapter: PlatformAdapter, check: Callable[[PageState], bool], timeout: float = 5.0) -> PageState:
+    deadline = time.monotonic() + timeout
+    state = adapter.read_state()
+    while not check(state):
+        assert time.monotonic() < deadline, f"page state never matched: last {state}"
+        time.sleep(0.05)
+        state = adapter.read_state()
+    return state
+
+
+def _wait_control(
+    base: str, platform: str, mid: str, check: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    state = _control(base, platform, mid)
+    while not check(state):
+        assert time.monotonic() < deadline, f"control state never matched: last {state}"
+        time.sleep(0.05)
+        state = _control(base, platform, mid)
+    return state
+
+
+def _join(
+    driver: WebDriver, base: str, platform: str, query: str = "", name: str = "MeetBot", password: str | None = None
+) -> tuple[PlatformAdapter, str]:
+    mid = f"m{uuid.uuid4().hex[:10]}"
+    url = f"{base}/{platform}/{mid}" + (f"?{query}" if query else "")
+    adapter = adapter_for(platform)(driver, JoinRequest(url, name, password), lambda _msg: None)
+    adapter.join(JOIN_TIMEOUT)
+    return adapter, mid
+
+
+# -- the flows -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_waiting_room_admit_participants_speech_removed(driver: WebDriver, simulator: str, platform: str) -> None:
+    adapter, mid = _join(driver, simulator, platform, "waiting_room=1")
+    assert adapter.read_state().phase == Phase.WAITING_ROOM
+    bot = _control(simulator, platform, mid)["bots"][0]
+    assert bot == {"name": "MeetBot", "state": "waiting", "micOn": False, "cameraOn": False}
+
+    _control(simulator, platform, mid, action="admit")
+    state = _wait_state(adapter, lambda s: s.phase == Phase.IN_CALL)
+    assert state.participants == ()  # the bot itself is not listed
+
+    _control(simulator, platform, mid, action="join", name="Alice")
+    _wait_state(adapter, lambda s: s.participants == ("Alice",))
+
+    _control(simulator, platform, mid, action="speak", name="Alice", audio="alice.wav")
+    state = _wait_state(adapter, lambda s: s.active_speaker is not None)
+    assert state.active_speaker == "Alice"
+    assert _control(simulator, platform, mid)["activeSpeaker"] == "Alice"
+    done = _wait_control(simulator, platform, mid, lambda c: c["speech"][0]["state"] == "done", timeout=15)
+    assert done["activeSpeaker"] is None
+    assert adapter.read_state().active_speaker is None
+
+    _control(simulator, platform, mid, action="remove_bot")
+    state = _wait_state(adapter, lambda s: s.phase != Phase.IN_CALL)
+    assert state.phase == Phase.REMOVED
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_denied(driver: WebDriver, simulator: str, platform: str) -> None:
+    adapter, mid = _join(driver, simulator, platform, "waiting_room=1")
+    assert adapter.read_state().phase == Phase.WAITING_ROOM
+    _control(simulator, platform, mid, action="deny", name="MeetBot")
+    state = _wait_state(adapter, lambda s: s.phase != Phase.WAITING_ROOM)
+    assert state.phase == Phase.DENIED
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_ended(driver: WebDriver, simulator: str, platform: str) -> None:
+    adapter, mid = _join(driver, simulator, platform)
+    assert adapter.read_state().phase == Phase.IN_CALL
+    _control(simulator, platform, mid, action="end")
+    state = _wait_state(adapter, lambda s: s.phase != Phase.IN_CALL)
+    assert state.phase == Phase.ENDED
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_leave_marks_the_bot_left(driver: WebDriver, simulator: str, platform: str) -> None:
+    adapter, mid = _join(driver, simulator, platform)
+    assert adapter.read_state().phase == Phase.IN_CALL
+    adapter.leave()
+    _wait_control(simulator, platform, mid, lambda c: c["bots"][0]["state"] == "left")
+    assert _control(simulator, platform, mid)["botPresent"] is False
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize(
+    ("mid", "sub_code"),
+    [
+        ("notfound", "meeting_not_found"),
+        ("invalid", "meeting_not_found"),
+        ("blocked", "bot_detected"),
+        ("signin", "sign_in_required"),
+    ],
+)
+def test_join_errors(driver: WebDriver, simulator: str, platform: str, mid: str, sub_code: str) -> None:
+    adapter = adapter_for(platform)(driver, JoinRequest(f"{simulator}/{platform}/{mid}", "MeetBot"), lambda _m: None)
+    with pytest.raises(BotError) as excinfo:
+        adapter.join(JOIN_TIMEOUT)
+    assert excinfo.value.sub_code == sub_code
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_popups_are_dismissed(driver: WebDriver, simulator: str, platform: str) -> None:
+    adapter, _mid = _join(driver, simulator, platform, "popup=1")
+    assert adapter.read_state().phase == Phase.IN_CALL
+
+
+@pytest.mark.browser
+def test_zoom_passcode(driver: WebDriver, simulator: str) -> None:
+    adapter, _mid = _join(driver, simulator, "zoom", "passcode=4242", password="4242")
+    assert adapter.read_state().phase == Phase.IN_CALL
+    adapter, _mid = _join(driver, simulator, "zoom", "passcode=4242&pwd=4242")
+    assert adapter.read_state().phase == Phase.IN_CALL
+    for password in (None, "1111"):
+        with pytest.raises(BotError) as excinfo:
+            _join(driver, simulator, "zoom", "passcode=4242", password=password)
+        assert excinfo.value.sub_code == "meeting_not_found"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_two_bots_in_one_meeting(driver: WebDriver, driver2: WebDriver, simulator: str, platform: str) -> None:
+    first, mid = _join(driver, simulator, platform, "waiting_room=1", name="Bot One")
+    url = f"{simulator}/{platform}/{mid}?waiting_room=1"
+    second = adapter_for(platform)(driver2, JoinRequest(url, "Bot Two"), lambda _msg: None)
+    second.join(JOIN_TIMEOUT)
+    _control(simulator, platform, mid, action="admit", name="Bot Two")
+    _wait_state(second, lambda s: s.phase == Phase.IN_CALL)
+    assert first.read_state().phase == Phase.WAITING_ROOM
+    _control(simulator, platform, mid, action="admit", name="Bot One")
+    _wait_state(first, lambda s: s.participants == ("Bot Two",))
+    _wait_state(second, lambda s: s.participants == ("Bot One",))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_join_timing(driver: WebDriver, simulator: str, platform: str) -> None:
+    """Open → in call on the simulator (no waiting room), best of three runs, printed for the report."""
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        adapter, _mid = _join(driver, simulator, platform)
+        _wait_state(adapter, lambda s: s.phase == Phase.IN_CALL)
+        timings.append(time.perf_counter() - start)
+    JOIN_TIMINGS[platform] = timings
+    print(f"\njoin open->in_call {platform}: " + ", ".join(f"{t * 1000:.0f} ms" for t in timings))
+    assert min(timings) < 1.0

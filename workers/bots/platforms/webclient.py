@@ -1,0 +1,373 @@
+"""Platform-agnostic engine for table-driven web-client adapters: the selector table types and one page probe."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    ElementNotInteractableException,
+    JavascriptException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
+from selenium.webdriver.remote.webelement import WebElement
+
+from meetbot.errors import BotError
+from workers.bots.platforms.base import PageState, Phase, PlatformAdapter
+
+TRANSIENT = (
+    StaleElementReferenceException,
+    ElementNotInteractableException,
+    ElementClickInterceptedException,
+    JavascriptException,
+)
+
+
+@dataclass(frozen=True)
+class Loc:
+    """One way to find an element: a CSS selector, narrowed to elements whose visible text contains `text`
+    (case-insensitive; typographic apostrophes and "…" normalised); `shown` = must have a layout box."""
+
+    css: str
+    text: str = ""
+    shown: bool = True
+
+
+@dataclass(frozen=True)
+class Names:
+    """Participant names: the items matching `css`, the name in descendant `name` (or the item itself),
+    read from attribute `attr` (or the element's text, first line, "(You)"-style suffixes removed)."""
+
+    css: str
+    name: str = ""
+    attr: str = ""
+
+
+@dataclass(frozen=True)
+class Speaking:
+    """Active speaker: elements matching `css` exist only while someone speaks; the name is read from the
+    closest ancestor `tile` (or the element itself) like Names reads it."""
+
+    css: str
+    tile: str = ""
+    name: str = ""
+    attr: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    """Everything an adapter knows about one platform's page; fallbacks are tried in order."""
+
+    # Join flow
+    name_input: tuple[Loc, ...]
+    join_button: tuple[Loc, ...]
+    mic_on: tuple[Loc, ...]  # the mic toggle as shown while the mic is ON (a click turns it off)
+    camera_on: tuple[Loc, ...]
+    launcher: tuple[Loc, ...] = ()  # "continue in the browser" step before the pre-join page
+    popups: tuple[Loc, ...] = ()  # dismissed when they appear, never required
+    passcode_input: tuple[Loc, ...] = ()
+    # Screens, in precedence order (first match wins)
+    removed: tuple[Loc, ...] = ()
+    denied: tuple[Loc, ...] = ()
+    ended: tuple[Loc, ...] = ()
+    left: tuple[Loc, ...] = ()  # after our own leave: reported as ENDED
+    not_found: tuple[Loc, ...] = ()
+    sign_in: tuple[Loc, ...] = ()
+    blocked: tuple[Loc, ...] = ()
+    in_call: tuple[Loc, ...] = ()
+    waiting: tuple[Loc, ...] = ()
+    prejoin: tuple[Loc, ...] = ()
+    # In call
+    participants: tuple[Names, ...] = ()
+    people_panel: tuple[Loc, ...] = ()  # the open participants list; when absent, people_button is clicked
+    people_button: tuple[Loc, ...] = ()
+    speaking: tuple[Speaking, ...] = ()
+    self_names: tuple[str, ...] = ("You",)  # how the page may name the bot itself
+    # Leaving
+    leave_button: tuple[Loc, ...] = ()
+    leave_confirm: tuple[Loc, ...] = ()
+
+    def payload(self) -> dict[str, Any]:
+        """The table as the probe script's argument."""
+        data = dataclasses.asdict(self)
+        order = (
+            ("removed", Phase.REMOVED),
+            ("denied", Phase.DENIED),
+            ("ended", Phase.ENDED),
+            ("left", Phase.ENDED),
+            ("not_found", Phase.NOT_FOUND),
+            ("sign_in", Phase.SIGN_IN_REQUIRED),
+            ("blocked", Phase.BLOCKED),
+            ("in_call", Phase.IN_CALL),
+            ("waiting", Phase.WAITING_ROOM),
+            ("prejoin", Phase.PREJOIN),
+        )
+        data["phases"] = [[str(phase), data.pop(key)] for key, phase in order]
+        return data
+
+
+# One round trip: arguments (table payload, bot name, mode "state" | "join" | "find", locs for "find").
+PROBE_JS = r"""
+const T = arguments[0], me = (arguments[1] || '').toLowerCase(), mode = arguments[2];
+const norm = (s) => String(s || '').replace(/[\u2018\u2019\u02bc]/g, "'").replace(/\u2026/g, '...')
+  .replace(/\s+/g, ' ').trim();
+const low = (s) => norm(s).toLowerCase();
+let bodyText = null;
+const textOf = (el) => {
+  if (el === document.body) return bodyText === null ? (bodyText = low(el.innerText)) : bodyText;
+  return low(el.innerText || el.textContent);
+};
+const find = (locs) => {
+  for (const L of locs || []) {
+    let els;
+    try { els = document.querySelectorAll(L.css); } catch (e) { continue; }
+    for (const el of els) {
+      if (L.shown && el.getClientRects().length === 0) continue;
+      if (L.text && !textOf(el).includes(low(L.text))) continue;
+      return [el, L];
+    }
+  }
+  return null;
+};
+const first = (locs) => { const hit = find(locs); return hit ? hit[0] : null; };
+if (mode === 'find') return document.body ? first(arguments[3]) : null;
+const out = {phase: 'unknown', detail: '', participants: [], activeSpeaker: null};
+if (!document.body) return out;
+for (const [phase, locs] of T.phases) {
+  const hit = find(locs);
+  if (hit) { out.phase = phase; out.detail = hit[1].text || hit[1].css; break; }
+}
+const selfNames = new Set([me, ...T.self_names.map(low)]);
+const suffix = /\s*\((?:you|me|host|co-host|guest|unverified|external|organi[sz]er|presenter)(?:,[^)]*)?\)$/i;
+const readName = (root, src) => {
+  const el = src.name ? root.querySelector(src.name) : root;
+  if (!el) return '';
+  let name = src.attr ? el.getAttribute(src.attr) : (el.innerText || el.textContent);
+  name = norm(String(name || '').split('\n')[0]);
+  for (let prev = ''; prev !== name;) { prev = name; name = name.replace(suffix, '').trim(); }
+  return selfNames.has(name.toLowerCase()) ? '' : name;
+};
+if (out.phase === 'in_call') {
+  // Open the participants panel when it is closed: at most 3 tries per page, 5 s apart.
+  const tries = window.__meetbotPeople || (window.__meetbotPeople = {n: 0, at: 0});
+  if (T.people_button.length && tries.n < 3 && Date.now() - tries.at > 5000 && !find(T.people_panel)) {
+    const button = first(T.people_button);
+    if (button) { tries.n += 1; tries.at = Date.now(); button.click(); }
+  }
+  const seen = new Set();
+  for (const src of T.participants) {
+    let items;
+    try { items = document.querySelectorAll(src.css); } catch (e) { continue; }
+    for (const item of items) {
+      const name = readName(item, src);
+      if (name && !seen.has(name)) { seen.add(name); out.participants.push(name); }
+    }
+  }
+  search: for (const src of T.speaking) {
+    let els;
+    try { els = document.querySelectorAll(src.css); } catch (e) { continue; }
+    for (const el of els) {
+      const tile = src.tile ? el.closest(src.tile) : el;
+      const name = tile ? readName(tile, src) : '';
+      if (name) { out.activeSpeaker = name; break search; }
+    }
+  }
+}
+if (mode === 'join') {
+  const join = first(T.join_button), name = first(T.name_input), passcode = first(T.passcode_input);
+  out.els = {launcher: first(T.launcher), popup: first(T.popups), name, passcode, join,
+    mic: first(T.mic_on), camera: first(T.camera_on)};
+  out.joinEnabled = !!join && !join.disabled && join.getAttribute('aria-disabled') !== 'true';
+  out.nameValue = name ? name.value : '';
+  out.passcodeValue = passcode ? passcode.value : '';
+}
+return out;
+"""
+
+FATAL = {
+    Phase.NOT_FOUND: "meeting_not_found",
+    Phase.SIGN_IN_REQUIRED: "sign_in_required",
+    Phase.BLOCKED: "bot_detected",
+}
+SETTLED = (Phase.WAITING_ROOM, Phase.IN_CALL, Phase.DENIED, Phase.REMOVED, Phase.ENDED)
+
+
+class WebClientAdapter(PlatformAdapter):
+    """Drives a guest web client from the subclass's Table: join flow, page state and leave."""
+
+    table: ClassVar[Table]
+    poll_seconds: ClassVar[float] = 0.05  # pause between probes while waiting for the page to change
+    toggle_retry_seconds: ClassVar[float] = 1.0  # a toggle still showing "on" this long after a click: again
+    toggle_max_clicks: ClassVar[int] = 3
+    rejoin_click_seconds: ClassVar[float] = 3.0  # join still clickable this long after a click: click again
+    _payload_cache: ClassVar[dict[type, dict[str, Any]]] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen_in_call = False
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        cls = type(self)
+        if cls not in self._payload_cache:
+            self._payload_cache[cls] = self.table.payload()
+        return self._payload_cache[cls]
+
+    def join_url(self) -> str:
+        return self.request.meeting_url
+
+    def interpret(self, state: PageState) -> PageState:
+        """Hook for a platform's own reading of a state (e.g. Zoom's removal from the waiting room)."""
+        return state
+
+    def probe(self, mode: str = "state") -> dict[str, Any]:
+        return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, mode)
+
+    def _state(self, raw: dict[str, Any]) -> PageState:
+        try:
+            phase = Phase(raw.get("phase") or "unknown")
+        except ValueError:
+            phase = Phase.UNKNOWN
+        state = self.interpret(
+            PageState(
+                phase=phase,
+                participants=tuple(raw.get("participants") or ()),
+                active_speaker=raw.get("activeSpeaker") or None,
+                detail=raw.get("detail") or "",
+            )
+        )
+        if state.phase == Phase.IN_CALL:
+            self.seen_in_call = True
+        return state
+
+    def read_state(self) -> PageState:
+        try:
+            return self._state(self.probe("state"))
+        except (JavascriptException, StaleElementReferenceException) as exc:
+            return PageState(Phase.UNKNOWN, detail=f"probe failed: {exc.msg}")
+
+    def find(self, locs: tuple[Loc, ...]) -> WebElement | None:
+        payload = [dataclasses.asdict(loc) for loc in locs]
+        return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, "find", payload)
+
+    def click(self, element: WebElement) -> None:
+        try:
+            element.click()
+        except (ElementClickInterceptedException, ElementNotInteractableException):
+            self.driver.execute_script("arguments[0].click();", element)
+
+    def type_into(self, element: WebElement, text: str) -> None:
+        element.clear()
+        element.send_keys(text)
+
+    # -- join ------------------------------------------------------------------------------------
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = self.join_url()
+        self.log(f"{self.platform}: opening {url}")
+        try:
+            self.driver.get(url)
+        except WebDriverException as exc:
+            raise BotError(f"Could not open {url}: {exc.msg}", sub_code="internal_error") from exc
+        flow = _JoinFlow()
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                raw = self.probe("join")
+                state = self._state(raw)
+                last = f"{state.phase}: {state.detail}"
+                if state.phase in FATAL:
+                    raise BotError(f"{self.platform}: {state.detail}", sub_code=FATAL[state.phase])
+                if state.phase in SETTLED:
+                    self.log(f"{self.platform}: join done ({last})")
+                    return
+                acted = self._join_step(raw, flow)
+            except TRANSIENT as exc:
+                last, acted = f"{type(exc).__name__}: {exc.msg}", False
+            except WebDriverException as exc:
+                raise BotError(f"Browser error while joining: {exc.msg}", sub_code="internal_error") from exc
+            if not acted:
+                time.sleep(self.poll_seconds)
+        raise BotError(f"{self.platform}: not joined within {timeout:.0f}s ({last})", sub_code="internal_error")
+
+    def _join_step(self, raw: dict[str, Any], flow: _JoinFlow) -> bool:
+        """Do the next thing the page asks for; True when something was clicked or typed."""
+        els: dict[str, WebElement | None] = raw.get("els") or {}
+        now = time.monotonic()
+        for key in ("popup", "launcher"):
+            element = els.get(key)
+            if element is not None and flow.popup_clicks < 20:
+                flow.popup_clicks += 1
+                self.log(f"{self.platform}: clicking {key}")
+                self.click(element)
+                return True
+        acted = False
+        name_el = els.get("name")
+        if name_el is not None and raw.get("nameValue") != self.request.bot_name:
+            self.type_into(name_el, self.request.bot_name)
+            acted = True
+        passcode_el = els.get("passcode")
+        if passcode_el is not None and not raw.get("passcodeValue"):
+            if not self.request.meeting_password:
+                raise BotError(f"{self.platform}: the meeting asks for a passcode", sub_code="meeting_not_found")
+            self.type_into(passcode_el, self.request.meeting_password)
+            acted = True
+        for key in ("mic", "camera"):
+            element = els.get(key)
+            clicks, at = flow.toggles.get(key, (0, -1e9))
+            if element is not None and clicks < self.toggle_max_clicks and now - at > self.toggle_retry_seconds:
+                self.click(element)
+                flow.toggles[key] = (clicks + 1, now)
+                acted = True
+        if acted:
+            return True  # look again before joining: toggles must show "off" first
+        pending = any(
+            els.get(k) is not None and flow.toggles.get(k, (0, 0.0))[0] < self.toggle_max_clicks
+            for k in ("mic", "camera")
+        )
+        join_el = els.get("join")
+        if (
+            join_el is not None
+            and raw.get("joinEnabled")
+            and not pending
+            and now - flow.joined_at > self.rejoin_click_seconds
+        ):
+            self.log(f"{self.platform}: clicking join")
+            self.click(join_el)
+            flow.joined_at = now
+            return True
+        return False
+
+    # -- leave -----------------------------------------------------------------------------------
+
+    def leave(self) -> None:
+        try:
+            button = self.find(self.table.leave_button)
+            if button is None:
+                self.log(f"{self.platform}: no leave button on the page")
+                return
+            self.click(button)
+            if not self.table.leave_confirm:
+                return
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                confirm = self.find(self.table.leave_confirm)
+                if confirm is not None:
+                    self.click(confirm)
+                    return
+                time.sleep(self.poll_seconds)
+            self.log(f"{self.platform}: leave confirmation did not appear")
+        except Exception as exc:
+            self.log(f"{self.platform}: leave failed: {exc}")
+
+
+@dataclass
+class _JoinFlow:
+    popup_clicks: int = 0
+    toggles: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    joined_at: float = -1e9
