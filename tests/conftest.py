@@ -19,6 +19,7 @@ from meetbot.db import migrate
 from meetbot.db.engine import dispose_engines, get_engine
 from meetbot.db.tables import metadata
 from meetbot.settings import Settings
+from tests.support import make_speech, running_simulator
 
 PG_ADMIN_URL = os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEETBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -120,6 +121,19 @@ def alice(client: TestClient) -> Account:
 @pytest.fixture
 def bob(client: TestClient) -> Account:
     return register_and_login(client)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Speech files made with espeak-ng, served by the simulator."""
+    return make_speech(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def simulator(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a meeting simulator shared by the session's browser tests."""
+    with running_simulator(media_dir, tmp_path_factory.mktemp("simulator")) as base:
+        yield base
 
 
 GOOGLE_BOT = {"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}}

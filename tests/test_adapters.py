@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
-import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from meetbot.errors import BotError
-from meetbot.settings import Settings
-from meetbot.simulator import create_app
+from tests.support import control
 from workers.bots.platforms import JoinRequest, PageState, Phase, PlatformAdapter, adapter_for
 
 PLATFORMS = ["google", "zoom", "teams"]
@@ -85,48 +77,7 @@ def test_adapter_for() -> None:
 # -- browser fixtures ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
-    media = tmp_path_factory.mktemp("media")
-    text = "Hello everyone, this is Alice speaking in the simulated meeting."
-    subprocess.run(["espeak-ng", "-w", str(media / "alice.wav"), text], check=True, capture_output=True)
-    return media
-
-
-@pytest.fixture(scope="module")
-def simulator(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
-        simulator_host="127.0.0.1",
-        simulator_port=_free_port(),
-        simulator_media_dir=media_dir,
-    )
-    config = uvicorn.Config(
-        create_app(settings), host=settings.simulator_host, port=settings.simulator_port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "simulator did not start"
-        time.sleep(0.02)
-    yield f"http://{settings.simulator_host}:{settings.simulator_port}"
-    server.should_exit = True
-    thread.join(timeout=5)
-
-
 def _start_chromium() -> WebDriver:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Chromium / chromedriver not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROME_FLAGS:
@@ -151,13 +102,7 @@ def driver2() -> Iterator[WebDriver]:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _control(base: str, platform: str, mid: str, **body: Any) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body else None
-    request = urllib.request.Request(
-        f"{base}/control/{platform}/{mid}", data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
+_control = control
 
 
 def _wait_state(adapter: PlatformAdapter, check: Callable[[PageState], bool], timeout: float = 5.0) -> PageState:
