@@ -42,6 +42,7 @@ SUB_CODES = frozenset(
         "worker_lost",
         "internal_error",
         "left",
+        "worker_shutdown",
     }
 )
 

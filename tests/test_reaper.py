@@ -1,0 +1,124 @@
+"""The reaper: lost workers end FATAL/worker_lost, lost deploys are re-sent or failed, spooled recordings kept."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from meetbot.db import now_utc
+from meetbot.db.engine import get_engine
+from meetbot.db.tables import bot_events, bots, users
+from meetbot.queue import QUEUE_BOTS, build_broker
+from meetbot.settings import Settings
+from tests.conftest import make_settings
+from workers.bots.runner import run_bot
+from workers.context import WorkerContext
+from workers.maintenance import reap_stale_bots
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, db_url: str) -> WorkerContext:
+    settings: Settings = make_settings(tmp_path, db_url, deploying_grace_seconds=60)
+    return WorkerContext.create(settings, build_broker(settings))
+
+
+def add_bot(ctx: WorkerContext, status: str, **values: object) -> int:
+    now = now_utc()
+    with ctx.engine.begin() as conn:
+        user_id = conn.execute(sa.select(users.c.id)).scalar()
+        if user_id is None:
+            user_id = conn.execute(
+                users.insert()
+                .values(email="reaper@example.com", name="R", password_hash="x", created_at=now, updated_at=now)
+                .returning(users.c.id)
+            ).scalar_one()
+        config = {
+            "meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"},
+            "heartbeatInterval": 5000,
+        }
+        return conn.execute(
+            bots.insert()
+            .values(
+                user_id=user_id,
+                status=status,
+                platform="google",
+                config=config,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+            .returning(bots.c.id)
+        ).scalar_one()
+
+
+def bot_row(ctx: WorkerContext, bot_id: int) -> sa.Row:
+    with get_engine(ctx.settings.effective_database_url).connect() as conn:
+        return conn.execute(sa.select(bots).where(bots.c.id == bot_id)).one()
+
+
+def last_event(ctx: WorkerContext, bot_id: int) -> dict:
+    with ctx.engine.connect() as conn:
+        return conn.execute(
+            sa.select(bot_events.c.data).where(bot_events.c.bot_id == bot_id).order_by(bot_events.c.id.desc())
+        ).scalar()
+
+
+def test_stale_heartbeat_ends_fatal_worker_lost(ctx: WorkerContext) -> None:
+    stale = add_bot(ctx, "IN_CALL", last_heartbeat=now_utc() - timedelta(seconds=31))
+    fresh = add_bot(ctx, "IN_CALL", last_heartbeat=now_utc() - timedelta(seconds=5))
+    result = reap_stale_bots(ctx)
+    assert result["ended"] == 1
+    assert bot_row(ctx, stale).status == "FATAL" and last_event(ctx, stale)["sub_code"] == "worker_lost"
+    assert bot_row(ctx, fresh).status == "IN_CALL"
+
+
+def test_long_heartbeat_interval_gets_three_intervals(ctx: WorkerContext) -> None:
+    bot_id = add_bot(ctx, "JOINING_CALL", last_heartbeat=now_utc() - timedelta(seconds=50))
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            bots.update()
+            .where(bots.c.id == bot_id)
+            .values(config={"meetingInfo": {"platform": "google"}, "heartbeatInterval": 20000})
+        )
+    reap_stale_bots(ctx)
+    assert bot_row(ctx, bot_id).status == "JOINING_CALL"  # 50 s < 3 x 20 s
+
+
+def test_lost_deploy_message_is_sent_again_then_fails(ctx: WorkerContext) -> None:
+    old = now_utc() - timedelta(seconds=61)
+    bot_id = add_bot(ctx, "DEPLOYING", deployed_at=old, deploy_attempt=1)
+    waiting = add_bot(ctx, "DEPLOYING", deployed_at=now_utc(), deploy_attempt=1)
+    assert reap_stale_bots(ctx)["requeued"] == 1
+    assert bot_row(ctx, bot_id).deploy_attempt == 2 and bot_row(ctx, waiting).deploy_attempt == 1
+    message = ctx.broker.queues[QUEUE_BOTS].get_nowait()
+    assert b'"args":[%d,2]' % bot_id in message.replace(b" ", b"")
+
+    # The original message shows up late: it no longer owns the bot and is dropped.
+    run_bot(ctx, bot_id, 1)
+    assert bot_row(ctx, bot_id).status == "DEPLOYING"
+
+    with ctx.engine.begin() as conn:
+        conn.execute(bots.update().where(bots.c.id == bot_id).values(deployed_at=old, deploy_attempt=3))
+    assert reap_stale_bots(ctx)["failed"] == 1
+    assert bot_row(ctx, bot_id).status == "FATAL"
+
+
+def test_recording_left_in_the_spool_is_stored(ctx: WorkerContext) -> None:
+    bot_id = add_bot(ctx, "FATAL")
+    spool = ctx.settings.spool_dir / str(bot_id)
+    spool.mkdir(parents=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15:duration=3",
+         "-f", "lavfi", "-i", "sine=duration=3", "-c:v", "libx264", "-c:a", "aac", "-shortest",
+         "-movflags", "+frag_keyframe+empty_moov", str(spool / "recording.mp4")],
+        check=True,
+    )  # fmt: skip
+    assert reap_stale_bots(ctx)["recovered"] == 1
+    recording = bot_row(ctx, bot_id).recording
+    assert recording["hasAudio"] and recording["hasVideo"] and 2.5 <= recording["durationSeconds"] <= 3.5
+    assert ctx.store.exists(recording["key"]) and not (spool / "recording.mp4").exists()
+    assert reap_stale_bots(ctx)["recovered"] == 0

@@ -1,0 +1,42 @@
+"""Dramatiq actors of MeetBot's workers, declared on a given broker (no import-time global broker)."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from meetbot import queue
+from workers.context import WorkerContext
+
+
+def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dramatiq.Actor]:
+    """Declare every actor on broker, bound to this process's context."""
+    bot_time_limit_ms = int((ctx.settings.max_in_call_minutes + ctx.settings.join_timeout_seconds / 60 + 30) * 60_000)
+
+    def run_bot(bot_id: int, attempt: int) -> None:
+        from workers.bots.runner import run_bot as runner
+
+        runner(ctx, bot_id, attempt)
+
+    def reap_stale_bots() -> None:
+        from workers.maintenance import reap_stale_bots as reap
+
+        reap(ctx)
+
+    return {
+        queue.ACTOR_RUN_BOT: dramatiq.actor(
+            run_bot,
+            actor_name=queue.ACTOR_RUN_BOT,
+            queue_name=queue.QUEUE_BOTS,
+            broker=broker,
+            max_retries=0,  # a failed bot ends FATAL with its reason; it never rejoins on its own
+            time_limit=bot_time_limit_ms,
+        ),
+        queue.ACTOR_REAP: dramatiq.actor(
+            reap_stale_bots,
+            actor_name=queue.ACTOR_REAP,
+            queue_name=queue.QUEUE_MAINTENANCE,
+            broker=broker,
+            max_retries=0,
+            time_limit=120_000,
+        ),
+    }

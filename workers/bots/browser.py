@@ -1,0 +1,362 @@
+"""One bot's Chromium under Selenium (own display, sink, profile), its process tree and its fake camera."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from meetbot.errors import BotError
+from meetbot.settings import Settings, get_settings
+from workers.bots.desktop import Lifecycle
+
+log = logging.getLogger(__name__)
+
+# Variables of the worker's own environment that must never leak into a bot's browser.
+_PRIVATE_ENV = ("DISPLAY", "WAYLAND_DISPLAY", "PULSE_", "DBUS_SESSION_BUS_ADDRESS", "SE_", "XDG_", "HOME")
+
+
+# ---------------------------------------------------------------- process tree helpers
+
+
+@dataclass(frozen=True)
+class ProcRef:
+    """A pid plus its kernel start time, so a recycled pid is never signalled by mistake."""
+
+    pid: int
+    start_ticks: int
+
+    @classmethod
+    def of(cls, pid: int) -> ProcRef | None:
+        fields = _stat_fields(pid)
+        return cls(pid, int(fields[19])) if fields else None
+
+    def alive(self) -> bool:
+        fields = _stat_fields(self.pid)
+        return bool(fields) and int(fields[19]) == self.start_ticks and fields[0] not in ("Z", "X")
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, sig)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on; comm may hold spaces, so split after the last ')'."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def descendants(root: int) -> list[ProcRef]:
+    """Every live process below pid `root` (not root itself), from one pass over /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[ProcRef] = []
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        if ref := ProcRef.of(pid):
+            found.append(ref)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def processes_matching(needle: str) -> list[ProcRef]:
+    """Live processes whose command line contains `needle` (finds a session's re-parented strays)."""
+    found: list[ProcRef] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if needle.encode() in cmdline and (ref := ProcRef.of(int(entry.name))) and ref.alive():
+            found.append(ref)
+    return found
+
+
+def kill_all(refs: Iterable[ProcRef], grace: float = 2.0) -> None:
+    """SIGTERM every process still alive, wait up to `grace` seconds, then SIGKILL the rest."""
+    pending = [ref for ref in refs if ref.alive()]
+    for ref in pending:
+        ref.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pending = [ref for ref in pending if ref.alive()]
+    for ref in pending:
+        ref.signal(signal.SIGKILL)
+
+
+def pss_bytes(refs: Iterable[ProcRef]) -> int:
+    """Proportional set size of the given processes together (from /proc/<pid>/smaps_rollup)."""
+    total = 0
+    for ref in refs:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{ref.pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+# ---------------------------------------------------------------- fake camera
+
+
+def prepare_camera_file(
+    image: Path, out_dir: Path, width: int, height: int, fps: int = 5, seconds: float = 1.0
+) -> Path:
+    """Turn a picture into a short .y4m loop for Chromium's --use-file-for-fake-video-capture.
+
+    The picture is scaled to fit width x height and letterboxed; the result is cached by name and
+    rebuilt only when the picture is newer.
+    """
+    image = Path(image)
+    if not image.is_file():
+        raise BotError(f"camera image not found: {image}", sub_code="internal_error")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{image.stem}-{width}x{height}-{fps}fps.y4m"
+    if out.exists() and out.stat().st_mtime >= image.stat().st_mtime:
+        return out
+    frames = max(1, round(fps * seconds))
+    fit = f"scale={width}:{height}:force_original_aspect_ratio=decrease"
+    pad = f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-loop", "1", "-i", str(image)]
+    cmd += ["-vf", f"{fit},{pad},setsar=1,format=yuv420p", "-r", str(fps), "-frames:v", str(frames)]
+    cmd += ["-f", "yuv4mpegpipe", str(tmp)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BotError(f"camera file conversion failed: {exc}", sub_code="internal_error") from exc
+    if done.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise BotError(f"camera file conversion failed: {done.stderr[-500:]}", sub_code="internal_error")
+    tmp.replace(out)
+    return out
+
+
+# ---------------------------------------------------------------- the browser
+
+
+class BrowserSession(Lifecycle):
+    """Chromium for one bot: its own X display, PulseAudio sink, D-Bus address and a throwaway profile.
+
+    start() launches chromedriver (explicit Service, never Selenium Manager) and Chromium; `.driver` is
+    the WebDriver. stop() quits, kills whatever of the process tree is left and deletes the profile.
+    """
+
+    def __init__(
+        self,
+        display: str,
+        sink: str,
+        pulse_env: Mapping[str, str],
+        *,
+        dbus_address: str | None = None,
+        camera_file: Path | None = None,
+        settings: Settings | None = None,
+        temp_root: Path | None = None,
+        log_path: Path | None = None,
+        kiosk: bool = True,
+        page_load_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.display = display
+        self.sink = sink
+        self.pulse_env = dict(pulse_env)
+        self.dbus_address = dbus_address
+        self.camera_file = camera_file
+        self.temp_root = temp_root or self.settings.runtime_dir / "browsers"
+        self.log_path = log_path
+        self.kiosk = kiosk
+        self.page_load_timeout = page_load_timeout
+        self.temp_dir: Path | None = None
+        self.started_seconds: float | None = None  # how long start() took
+        self._driver: webdriver.Chrome | None = None
+        self._service: Service | None = None
+        self._known: set[ProcRef] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def driver(self) -> webdriver.Chrome:
+        if self._driver is None:
+            raise BotError("browser is not running", sub_code="internal_error")
+        return self._driver
+
+    @property
+    def user_data_dir(self) -> Path | None:
+        return self.temp_dir / "profile" if self.temp_dir else None
+
+    def _env(self) -> dict[str, str]:
+        assert self.temp_dir is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+        home = self.temp_dir / "home"
+        env.update(self.pulse_env)
+        env.update(
+            DISPLAY=self.display,
+            PULSE_SINK=self.sink,
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_CACHE_HOME=str(home / ".cache"),
+            LANGUAGE=self.settings.browser_language.replace("-", "_"),
+        )
+        if self.dbus_address:
+            env["DBUS_SESSION_BUS_ADDRESS"] = self.dbus_address
+        return env
+
+    def _options(self) -> webdriver.ChromeOptions:
+        assert self.user_data_dir is not None
+        s = self.settings
+        lang = s.browser_language
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = str(s.chromium_binary)
+        for flag in (
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--password-store=basic",
+            "--autoplay-policy=no-user-gesture-required",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--window-size={s.screen_width},{s.screen_height}",
+            "--window-position=0,0",
+            f"--user-data-dir={self.user_data_dir}",
+            f"--lang={lang}",
+            f"--accept-lang={lang}",
+            "--disable-blink-features=AutomationControlled",
+            "--disable-dev-shm-usage",
+            # A page in an unfocused Xvfb window must not be throttled like a background tab.
+            "--disable-background-timer-throttling",
+            "--disable-backgrounding-occluded-windows",
+            "--disable-renderer-backgrounding",
+            "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider",
+            "--disable-breakpad",
+        ):
+            opts.add_argument(flag)
+        if self.kiosk:
+            opts.add_argument("--kiosk")  # the page fills the display: no tab strip or URL bar in recordings
+        if self.camera_file is not None:
+            opts.add_argument(f"--use-file-for-fake-video-capture={self.camera_file}")
+        opts.add_experimental_option("excludeSwitches", ["enable-automation"])
+        opts.add_experimental_option(
+            "prefs",
+            {
+                "intl.accept_languages": lang,
+                "profile.default_content_setting_values.media_stream_mic": 1,
+                "profile.default_content_setting_values.media_stream_camera": 1,
+                "profile.default_content_setting_values.notifications": 2,
+                "credentials_enable_service": False,
+                "profile.password_manager_enabled": False,
+                "translate": {"enabled": False},
+            },
+        )
+        return opts
+
+    def start(self) -> Self:
+        with self._lock:
+            if self._driver is not None:
+                return self
+            began = time.monotonic()
+            if self.camera_file is not None and not Path(self.camera_file).is_file():
+                raise BotError(f"camera file not found: {self.camera_file}", sub_code="internal_error")
+            self.temp_root.mkdir(parents=True, exist_ok=True)
+            self.temp_dir = Path(tempfile.mkdtemp(prefix="chromium-", dir=self.temp_root))
+            (self.temp_dir / "home").mkdir()
+            self._service = Service(
+                str(self.settings.chromedriver_binary),
+                env=self._env(),
+                log_output=str(self.log_path) if self.log_path else subprocess.DEVNULL,
+                popen_kw={"start_new_session": True},
+            )
+            try:
+                self._driver = webdriver.Chrome(options=self._options(), service=self._service)
+            except Exception as exc:
+                raise BotError(f"browser failed to start: {exc}", sub_code="internal_error") from exc
+            finally:
+                self._remember_tree()
+            self._driver.set_page_load_timeout(self.page_load_timeout)
+            with contextlib.suppress(Exception):  # the prefs and flags above already allow both
+                self._driver.execute_cdp_cmd(
+                    "Browser.grantPermissions", {"permissions": ["audioCapture", "videoCapture"]}
+                )
+            self.started_seconds = time.monotonic() - began
+            return self
+
+    def _remember_tree(self) -> None:
+        proc = self._service.process if self._service is not None else None
+        if proc is not None:
+            if ref := ProcRef.of(proc.pid):
+                self._known.add(ref)
+            self._known.update(descendants(proc.pid))
+
+    def processes(self) -> list[ProcRef]:
+        """The live processes of this session: chromedriver, Chromium and its helpers."""
+        self._remember_tree()
+        if self.user_data_dir is not None:
+            self._known.update(processes_matching(str(self.user_data_dir)))
+        self._known = {ref for ref in self._known if ref.alive()}
+        return sorted(self._known, key=lambda ref: ref.pid)
+
+    def stop(self) -> None:
+        with self._lock:
+            driver, self._driver = self._driver, None
+            if driver is not None or self._service is not None:
+                known = self.processes()
+                if driver is not None:
+                    self._quit(driver)
+                # quit() also stops the service; stop it again in case quit failed half way.
+                if self._service is not None:
+                    with contextlib.suppress(Exception):
+                        self._service.stop()
+                known.extend(self.processes())
+                kill_all(known, grace=2.0)
+                if self._service is not None and self._service.process is not None:
+                    with contextlib.suppress(Exception):
+                        self._service.process.wait(2)
+                self._service = None
+                self._known.clear()
+            if self.temp_dir is not None:
+                shutil.rmtree(self.temp_dir, ignore_errors=True)
+                self.temp_dir = None
+
+    @staticmethod
+    def _quit(driver: webdriver.Chrome, timeout: float = 5.0) -> None:
+        """driver.quit() with a bound: a wedged browser must not hang the bot (the tree is killed next)."""
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                driver.quit()
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, name="browser-quit", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive() or errors:
+            log.debug("driver.quit() did not finish cleanly: %s", errors or "timeout")

@@ -1,0 +1,144 @@
+"""One bot's desktop: its X display, audio sink, browser and recorder, started together and always cleaned up."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from meetbot.errors import BotError
+from meetbot.settings import Settings
+from workers.bots.browser import BrowserSession, prepare_camera_file
+from workers.bots.desktop import NullSink, PulseAudioServer, SessionBus, XvfbDisplay
+from workers.bots.recorder import Recorder
+
+log = logging.getLogger("meetbot.bot")
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+
+class BotMedia:
+    """Owns every process and file of one bot; stop() is safe at any point of start()."""
+
+    def __init__(
+        self,
+        bot_id: int,
+        settings: Settings,
+        bus: SessionBus,
+        pulse: PulseAudioServer,
+        report: Callable[[str], None],
+    ) -> None:
+        self.bot_id = bot_id
+        self.settings = settings
+        self.bus = bus
+        self.pulse = pulse
+        self.report = report
+        self.spool = settings.spool_dir / str(bot_id)
+        self.display: XvfbDisplay | None = None
+        self.sink: NullSink | None = None
+        self.browser: BrowserSession | None = None
+        self.recorder: Recorder | None = None
+        self.recording_path = self.spool / "recording.mp4"
+        self.recording_started_at: float | None = None
+
+    def start(self, bot_image: str | None) -> None:
+        started = time.monotonic()
+        self.spool.mkdir(parents=True, exist_ok=True)
+        s = self.settings
+        self.display = XvfbDisplay(s.screen_width, s.screen_height).start()
+        self.sink = self.pulse.create_sink(f"bot{self.bot_id}")
+        camera = self._camera_file(bot_image) if bot_image else None
+        self.browser = BrowserSession(
+            self.display.display,
+            self.sink.name,
+            self.pulse.env,
+            dbus_address=self.bus.address,
+            camera_file=camera,
+            settings=s,
+            temp_root=self.spool / "browser",
+            log_path=self.spool / "chromium.log",
+        ).start()
+        self.report(f"browser started on display {self.display.display} in {time.monotonic() - started:.2f} s")
+
+    def _camera_file(self, url: str) -> Path | None:
+        """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal."""
+        target = self.spool / "bot-image"
+        try:
+            with httpx.stream("GET", url, timeout=10, follow_redirects=True) as response:
+                response.raise_for_status()
+                size = 0
+                with target.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > MAX_IMAGE_BYTES:
+                            raise BotError("botImage is larger than 5 MiB")
+                        out.write(chunk)
+            s = self.settings
+            return prepare_camera_file(target, self.spool, s.screen_width, s.screen_height)
+        except (httpx.HTTPError, BotError, OSError) as exc:
+            self.report(f"botImage not used: {exc}")
+            return None
+
+    def start_recorder(self) -> None:
+        if self.recorder is not None or self.display is None or self.sink is None:
+            return
+        s = self.settings
+        self.recording_path.unlink(missing_ok=True)
+        self.recorder = Recorder(
+            self.display.display,
+            self.sink.monitor,
+            self.pulse.env,
+            self.recording_path,
+            s.screen_width,
+            s.screen_height,
+            s.video_framerate,
+        )
+        self.recorder.start()
+        self.recording_started_at = time.monotonic()
+
+    def discard_recording(self) -> None:
+        """Drop what was recorded so far (e.g. the pre-join screen before a long waiting room)."""
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.recorder = None
+        self.recording_path.unlink(missing_ok=True)
+        self.recording_started_at = None
+
+    def seconds_since_sound(self) -> float | None:
+        return self.recorder.seconds_since_sound() if self.recorder is not None else None
+
+    def stop_recorder(self) -> Path | None:
+        """Finalize the recording; returns its path when there is one worth keeping."""
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.recorder = None
+        if self.recording_path.is_file() and self.recording_path.stat().st_size > 0:
+            return self.recording_path
+        return None
+
+    def stop(self) -> None:
+        """Tear everything down in reverse order; each step runs even if an earlier one fails."""
+        steps: list[Callable[[], None]] = []
+        if self.recorder is not None:
+            steps.append(self.recorder.stop)
+        if self.browser is not None:
+            steps.append(self.browser.stop)
+        if self.sink is not None:
+            steps.append(self.sink.remove)
+        if self.display is not None:
+            steps.append(self.display.stop)
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("cleanup step failed", extra={"bot_id": self.bot_id})
+        self.recorder = None
+        self.browser = self.sink = self.display = None
+
+    def remove_spool(self) -> None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.spool)

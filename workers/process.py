@@ -1,0 +1,70 @@
+"""A worker process: Dramatiq workers for the chosen queues, the reaper's clock, and a clean SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+
+from meetbot import queue
+from meetbot.settings import Settings
+from workers.actors import declare_actors
+from workers.context import WorkerContext
+
+log = logging.getLogger("meetbot.worker")
+
+
+class WorkerProcess:
+    """Consumes `queues`; bots get their own worker threads (one per bot slot) apart from short jobs."""
+
+    def __init__(
+        self, settings: Settings, broker: dramatiq.Broker, queues: set[str] | None = None, bots_per_process: int = 0
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.queues = set(queues or queue.QUEUES)
+        unknown = self.queues - set(queue.QUEUES)
+        if unknown:
+            raise ValueError(f"unknown queues: {', '.join(sorted(unknown))}")
+        self.bot_slots = bots_per_process or settings.bots_per_process
+        self.ctx = WorkerContext.create(settings, broker)
+        declare_actors(broker, self.ctx)
+        self.workers: list[dramatiq.Worker] = []
+        self._clock_stop = threading.Event()
+        self._clock: threading.Thread | None = None
+
+    def start(self) -> None:
+        if queue.QUEUE_BOTS in self.queues:
+            bots = dramatiq.Worker(self.broker, queues={queue.QUEUE_BOTS}, worker_threads=self.bot_slots)
+            bots.queue_prefetch = self.bot_slots  # never hold a bot message that another process could run now
+            self.workers.append(bots)
+        others = self.queues - {queue.QUEUE_BOTS}
+        if others:
+            self.workers.append(dramatiq.Worker(self.broker, queues=others, worker_threads=2))
+        for worker in self.workers:
+            worker.start()
+        if queue.QUEUE_MAINTENANCE in self.queues:
+            self._clock = threading.Thread(target=self._tick, name="reaper-clock", daemon=True)
+            self._clock.start()
+        log.info(
+            "worker started",
+            extra={"queues": sorted(self.queues), "bot_slots": self.bot_slots, "worker_id": self.ctx.worker_id},
+        )
+
+    def _tick(self) -> None:
+        while not self._clock_stop.wait(self.settings.reaper_interval_seconds):
+            try:
+                queue.send(self.broker, queue.QUEUE_MAINTENANCE, queue.ACTOR_REAP)
+            except Exception:
+                log.exception("could not schedule the reaper")
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Bots leave their calls and store their recordings, then the threads and daemons stop."""
+        log.info("worker stopping")
+        self.ctx.shutdown.set()
+        self._clock_stop.set()
+        for worker in self.workers:
+            worker.stop(timeout=int(timeout_s * 1000))
+        self.ctx.close()
+        log.info("worker stopped")
