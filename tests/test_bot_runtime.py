@@ -265,3 +265,16 @@ def test_two_bots_in_two_meetings_keep_their_audio_apart(runtime: Runtime) -> No
     quiet = runtime.wait_status(quiet_bot, "DONE")
     assert loud_seconds(runtime.recording_file(loud)) >= 2.0
     assert loud_seconds(runtime.recording_file(quiet)) < 0.3
+
+
+def test_silence_detection_uses_the_recorded_audio(runtime: Runtime) -> None:
+    bot_id, meeting = runtime.create(
+        "teams", automaticLeave={"silenceDetection": {"timeout": 4000, "activateAfter": 0}}
+    )
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "IN_CALL")
+    control(runtime.simulator, "teams", meeting, action="speak", name="Alice", audio="alice.wav")
+    bot = runtime.wait_status(bot_id, "DONE", timeout=30)
+    assert runtime.status_path(bot_id)[-2] == ("CALL_ENDED", "silence_timeout")
+    # It stayed while Alice spoke (about 4 s) and left about 4 s after she stopped.
+    assert loud_seconds(runtime.recording_file(bot)) >= 2.0

@@ -79,18 +79,29 @@ class LeaveRules:
             rule = r.silence_detection
             if in_call >= _ms(rule.activate_after) and seconds_since_sound >= rule.timeout / 1000:
                 return LeaveDecision("silence_timeout", f"Silent for {rule.timeout / 1000:g} s")
-        detection = r.bot_detection
-        if detection is not None:
-            names = detection.using_participant_names
-            if names is not None and in_call >= names.activate_after / 1000 and obs.only_bots_since is not None:
-                if now - obs.only_bots_since >= names.timeout / 1000:
-                    return LeaveDecision("bot_detected", "Only other bots remain in the call")
-            events = detection.using_participant_events
-            if events is not None and in_call >= events.activate_after / 1000:
-                quiet_since = obs.last_participant_event or obs.in_call_since
-                if now - quiet_since >= events.timeout / 1000 and seconds_since_sound is not None:
-                    if seconds_since_sound >= events.timeout / 1000:
-                        return LeaveDecision("bot_detected", "No participant activity: only bots seem present")
+        return self._bot_detection(obs, now, in_call, seconds_since_sound)
+
+    def _bot_detection(
+        self, obs: Observations, now: float, in_call: float, seconds_since_sound: float | None
+    ) -> LeaveDecision | None:
+        detection = self.rules.bot_detection
+        if detection is None:
+            return None
+        names = detection.using_participant_names
+        if (
+            names is not None
+            and in_call >= names.activate_after / 1000
+            and obs.only_bots_since is not None
+            and now - obs.only_bots_since >= names.timeout / 1000
+        ):
+            return LeaveDecision("bot_detected", "Only other bots remain in the call")
+        events = detection.using_participant_events
+        if events is None or in_call < events.activate_after / 1000 or seconds_since_sound is None:
+            return None
+        quiet_since = obs.last_participant_event or obs.in_call_since or now
+        timeout = events.timeout / 1000
+        if now - quiet_since >= timeout and seconds_since_sound >= timeout:
+            return LeaveDecision("bot_detected", "No participant activity: only bots seem present")
         return None
 
 
