@@ -1,0 +1,213 @@
+"""Bot runtime benchmark: join latency, end-detection latency, CPU and PSS per recording bot, concurrency.
+
+Runs the embedded stack (API + in-process worker) against the meeting simulator on this machine and prints
+figures; it asserts nothing. Example:
+
+    python bench/bot_runtime.py --latency-runs 5 --concurrency 1,2,4,6 --record-seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from meetbot.db import migrate
+from meetbot.queue import build_broker
+from meetbot.settings import Settings
+from tests.support import control, make_speech, running_simulator, wait_for
+from workers.bots.browser import ProcRef, descendants, pss_bytes
+from workers.process import WorkerProcess
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SHARED = ("pulseaudio", "dbus-daemon")  # one per worker process, not per bot
+
+
+def parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class Stack:
+    def __init__(self, tmp: Path, simulator: str, slots: int) -> None:
+        db_url = f"sqlite:///{tmp / 'meetbot.db'}"
+        migrate(db_url)
+        self.settings = Settings(
+            data_dir=tmp / "data",
+            database_url=db_url,
+            allow_simulator=True,
+            bots_per_process=slots,
+            rate_limit_per_minute=100_000,
+            rate_limit_per_hour=1_000_000,
+            log_level="WARNING",
+        )
+        broker = build_broker(self.settings)
+        self.workers = WorkerProcess(self.settings, broker, queues={"bots"}, bots_per_process=slots)
+        self.workers.start()
+        self.client = TestClient(create_app(self.settings, Services.from_settings(self.settings, broker=broker)))
+        self.client.base_url = self.client.base_url.join("/api/v1/")
+        email = f"bench-{uuid.uuid4().hex[:6]}@example.com"
+        self.client.post("/auth/register", json={"email": email, "password": "benchmark!", "name": "Bench"})
+        token = self.client.post("/auth/login", json={"email": email, "password": "benchmark!"}).json()
+        self.headers = {"Authorization": f"Bearer {token['accessToken']}"}
+        self.simulator = simulator
+
+    def deploy(self, platform: str, query: str = "") -> tuple[int, str, float]:
+        meeting = f"b{uuid.uuid4().hex[:8]}"
+        url = f"{self.simulator}/{platform}/{meeting}" + (f"?{query}" if query else "")
+        body = {"meetingInfo": {"platform": platform, "meetingUrl": url}}
+        bot_id = self.client.post("/bots", json=body, headers=self.headers).json()["id"]
+        sent = time.time()
+        self.client.post(f"/bots/{bot_id}/deploy", headers=self.headers)
+        return bot_id, meeting, sent
+
+    def bot(self, bot_id: int) -> dict[str, Any]:
+        return self.client.get(f"/bots/{bot_id}", headers=self.headers).json()
+
+    def status_times(self, bot_id: int) -> dict[str, float]:
+        events = self.client.get(f"/bots/{bot_id}/events", params={"page_size": 100}, headers=self.headers).json()
+        return {e["status"]: parse_time(e["createdAt"]) for e in events["events"] if e["type"] == "STATUS_CHANGE"}
+
+    def wait(self, bot_id: int, status: str, timeout: float = 60) -> None:
+        wait_for(lambda: self.bot(bot_id)["status"] in (status, "FATAL"), timeout, f"{status}", interval=0.05)
+        if self.bot(bot_id)["status"] == "FATAL":
+            raise RuntimeError(f"bot {bot_id} failed: {self.bot(bot_id)['deploymentError']}")
+
+    def close(self) -> None:
+        self.workers.stop()
+
+
+def latency(stack: Stack, platform: str, runs: int) -> dict[str, float]:
+    joining, in_call, ended = [], [], []
+    for _ in range(runs):
+        bot_id, meeting, sent = stack.deploy(platform)
+        stack.wait(bot_id, "IN_CALL")
+        time.sleep(1.0)
+        end_sent = time.time()
+        control(stack.simulator, platform, meeting, action="end")
+        stack.wait(bot_id, "DONE")
+        times = stack.status_times(bot_id)
+        joining.append(times["JOINING_CALL"] - sent)
+        in_call.append(times["IN_CALL"] - sent)
+        ended.append(times["CALL_ENDED"] - end_sent)
+    return {
+        "deploy_to_joining_s": statistics.median(joining),
+        "deploy_to_in_call_s": statistics.median(in_call),
+        "deploy_to_in_call_max_s": max(in_call),
+        "end_noticed_s": statistics.median(ended),
+        "end_noticed_max_s": max(ended),
+    }
+
+
+def cpu_ticks(refs: list[ProcRef]) -> int:
+    total = 0
+    for ref in refs:
+        try:
+            raw = Path(f"/proc/{ref.pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def comm(ref: ProcRef) -> str:
+    try:
+        return Path(f"/proc/{ref.pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
+    """(frames, frames missing): gaps in the video timestamps longer than 1.5 frame intervals."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "json",
+         str(path)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    times = sorted(float(p["pts_time"]) for p in json.loads(out)["packets"] if p.get("pts_time") not in (None, "N/A"))
+    step = 1.0 / fps
+    missing = sum(round((b - a) / step) - 1 for a, b in itertools.pairwise(times) if b - a > 1.5 * step)
+    return len(times), missing
+
+
+def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
+    bots = [stack.deploy("google") for _ in range(count)]
+    for bot_id, meeting, _ in bots:
+        stack.wait(bot_id, "IN_CALL", timeout=120)
+        control(stack.simulator, "google", meeting, action="join", name="Speaker")
+        for _ in range(int(seconds // 8) + 2):
+            control(stack.simulator, "google", meeting, action="speak", name="Speaker", audio="long.wav")
+    time.sleep(3)  # let every page settle into playback
+    me = os.getpid()
+    before_refs = [r for r in descendants(me) if comm(r) not in SHARED]
+    before = cpu_ticks(before_refs) + cpu_ticks([ProcRef.of(me)])  # type: ignore[list-item]
+    started = time.monotonic()
+    pss_samples = []
+    while time.monotonic() - started < seconds:
+        time.sleep(2)
+        pss_samples.append(pss_bytes(r for r in descendants(me) if comm(r) not in SHARED))
+    elapsed = time.monotonic() - started
+    after_refs = [r for r in descendants(me) if comm(r) not in SHARED]
+    after = cpu_ticks(after_refs) + cpu_ticks([ProcRef.of(me)])  # type: ignore[list-item]
+    cores = (after - before) / TICKS / elapsed
+    for _, meeting, _ in bots:
+        control(stack.simulator, "google", meeting, action="end")
+    gaps = []
+    for bot_id, _, _ in bots:
+        stack.wait(bot_id, "DONE", timeout=120)
+        key = stack.bot(bot_id)["recording"]["key"]
+        frames, missing = frame_gaps(stack.settings.data_dir / "storage" / key, stack.settings.video_framerate)
+        gaps.append(missing / max(1, frames + missing))
+    return {
+        "bots": count,
+        "cpu_cores_total": round(cores, 2),
+        "cpu_cores_per_bot": round(cores / count, 3),
+        "pss_mb_per_bot": round(statistics.median(pss_samples) / count / 2**20, 1),
+        "dropped_frames_worst_pct": round(100 * max(gaps), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latency-runs", type=int, default=5)
+    parser.add_argument("--concurrency", default="1,2,4,6")
+    parser.add_argument("--record-seconds", type=float, default=30)
+    parser.add_argument("--platforms", default="google,zoom,teams")
+    args = parser.parse_args()
+    levels = [int(n) for n in args.concurrency.split(",") if n]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        media = make_speech(tmp / "media")
+        text = " ".join(["The meeting continues with a long update on the project plan and its milestones."] * 6)
+        subprocess.run(["espeak-ng", "-w", str(media / "long.wav"), text], check=True)
+        with running_simulator(media, tmp / "sim") as simulator:
+            stack = Stack(tmp, simulator, slots=max([*levels, 1]))
+            try:
+                for platform in args.platforms.split(","):
+                    figures = latency(stack, platform, args.latency_runs)
+                    print(json.dumps({"measure": "latency", "platform": platform, **figures}), flush=True)
+                for count in levels:
+                    figures = concurrent(stack, count, args.record_seconds)
+                    print(json.dumps({"measure": "recording", **figures}), flush=True)
+            finally:
+                stack.close()
+
+
+if __name__ == "__main__":
+    main()
