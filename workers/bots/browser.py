@@ -219,6 +219,7 @@ class BrowserSession(Lifecycle):
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_CACHE_HOME=str(home / ".cache"),
             LANGUAGE=self.settings.browser_language.replace("-", "_"),
+            NO_AT_BRIDGE="1",  # no accessibility bridge (at-spi) to talk to
         )
         if self.dbus_address:
             env["DBUS_SESSION_BUS_ADDRESS"] = self.dbus_address
@@ -282,33 +283,41 @@ class BrowserSession(Lifecycle):
             if self._driver is not None:
                 return self
             began = time.monotonic()
-            if self.camera_file is not None and not Path(self.camera_file).is_file():
-                raise BotError(f"camera file not found: {self.camera_file}", sub_code="internal_error")
-            self.temp_root.mkdir(parents=True, exist_ok=True)
-            self.temp_dir = Path(tempfile.mkdtemp(prefix="chromium-", dir=self.temp_root))
-            (self.temp_dir / "home").mkdir()
-            self._service = Service(
-                str(self.settings.chromedriver_binary),
-                env=self._env(),
-                log_output=str(self.log_path) if self.log_path else subprocess.DEVNULL,
-                popen_kw={"start_new_session": True},
-            )
             try:
-                self._driver = webdriver.Chrome(options=self._options(), service=self._service)
-            except Exception as exc:
-                raise BotError(f"browser failed to start: {exc}", sub_code="internal_error") from exc
-            finally:
-                self._remember_tree()
-            self._driver.set_page_load_timeout(self.page_load_timeout)
-            with contextlib.suppress(Exception):  # the prefs and flags above already allow both
-                self._driver.execute_cdp_cmd(
-                    "Browser.grantPermissions", {"permissions": ["audioCapture", "videoCapture"]}
-                )
+                self._launch()
+            except BaseException as exc:
+                self._teardown()  # a half-started browser leaves nothing behind
+                if isinstance(exc, Exception) and not isinstance(exc, BotError):
+                    raise BotError(f"browser failed to start: {exc}", sub_code="internal_error") from exc
+                raise
             self.started_seconds = time.monotonic() - began
             return self
 
+    def _launch(self) -> None:
+        if self.camera_file is not None and not Path(self.camera_file).is_file():
+            raise BotError(f"camera file not found: {self.camera_file}", sub_code="internal_error")
+        self.temp_root.mkdir(parents=True, exist_ok=True)
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="chromium-", dir=self.temp_root))
+        (self.temp_dir / "home").mkdir()
+        self._service = Service(
+            str(self.settings.chromedriver_binary),
+            env=self._env(),
+            log_output=str(self.log_path) if self.log_path else subprocess.DEVNULL,
+            # Chromium's own stderr still lands in the log; chromedriver's per-command INFO lines
+            # (one page poll every 0.4 s for hours) do not.
+            service_args=["--log-level=WARNING"] if self.log_path else [],
+            popen_kw={"start_new_session": True},
+        )
+        try:
+            self._driver = webdriver.Chrome(options=self._options(), service=self._service)
+        finally:
+            self._remember_tree()
+        self._driver.set_page_load_timeout(self.page_load_timeout)
+        with contextlib.suppress(Exception):  # the prefs and flags above already allow both
+            self._driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["audioCapture", "videoCapture"]})
+
     def _remember_tree(self) -> None:
-        proc = self._service.process if self._service is not None else None
+        proc = getattr(self._service, "process", None)
         if proc is not None:
             if ref := ProcRef.of(proc.pid):
                 self._known.add(ref)
@@ -317,32 +326,30 @@ class BrowserSession(Lifecycle):
     def processes(self) -> list[ProcRef]:
         """The live processes of this session: chromedriver, Chromium and its helpers."""
         self._remember_tree()
-        if self.user_data_dir is not None:
-            self._known.update(processes_matching(str(self.user_data_dir)))
+        if self.temp_dir is not None:
+            # Also finds what Chromium double-forks out of the tree (crashpad handlers).
+            self._known.update(processes_matching(str(self.temp_dir)))
         self._known = {ref for ref in self._known if ref.alive()}
         return sorted(self._known, key=lambda ref: ref.pid)
 
     def stop(self) -> None:
         with self._lock:
-            driver, self._driver = self._driver, None
-            if driver is not None or self._service is not None:
-                known = self.processes()
-                if driver is not None:
-                    self._quit(driver)
-                # quit() also stops the service; stop it again in case quit failed half way.
-                if self._service is not None:
-                    with contextlib.suppress(Exception):
-                        self._service.stop()
-                known.extend(self.processes())
-                kill_all(known, grace=2.0)
-                if self._service is not None and self._service.process is not None:
-                    with contextlib.suppress(Exception):
-                        self._service.process.wait(2)
-                self._service = None
-                self._known.clear()
-            if self.temp_dir is not None:
-                shutil.rmtree(self.temp_dir, ignore_errors=True)
-                self.temp_dir = None
+            self._teardown()
+
+    def _teardown(self) -> None:
+        known = self.processes()
+        driver, self._driver = self._driver, None
+        service, self._service = self._service, None
+        if driver is not None:
+            self._quit(driver)
+        kill_all([*known, *self.processes()], grace=2.0)
+        if service is not None:
+            with contextlib.suppress(Exception):
+                service.stop()  # chromedriver is gone by now: this only reaps it and closes its log
+        self._known.clear()
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
 
     @staticmethod
     def _quit(driver: webdriver.Chrome, timeout: float = 5.0) -> None:

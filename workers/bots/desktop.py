@@ -21,6 +21,19 @@ from meetbot.errors import BotError
 # Linux caps sun_path at 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 _SINK_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:path={socket}</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 
 
 # ---------------------------------------------------------------- process helpers (shared by bots/)
@@ -130,6 +143,7 @@ class SessionBus(Lifecycle):
     def __init__(self, runtime_dir: Path, timeout: float = 10.0) -> None:
         self.dir = Path(runtime_dir) / "dbus"
         self.socket = self.dir / "bus"
+        self.config = self.dir / "session.conf"
         self.timeout = timeout
         self.address: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -146,8 +160,11 @@ class SessionBus(Lifecycle):
         self.dir.mkdir(parents=True, exist_ok=True)
         _check_socket_path(self.socket)
         self.socket.unlink(missing_ok=True)
-        args = ["--session", "--nofork", "--nopidfile", f"--address=unix:path={self.socket}"]
-        self.proc, line = spawn_reporting(lambda fd: ["dbus-daemon", *args, f"--print-address={fd}"], self.timeout)
+        # Our own config instead of --session: the same bus minus service activation, which would have the
+        # bus double-fork at-spi-bus-launcher for Chromium, out of reach of stop().
+        self.config.write_text(_BUS_CONFIG.format(socket=self.socket))
+        args = ["dbus-daemon", f"--config-file={self.config}", "--nofork", "--nopidfile"]
+        self.proc, line = spawn_reporting(lambda fd: [*args, f"--print-address={fd}"], self.timeout)
         if not line:
             self.stop()
             raise BotError("dbus-daemon did not report its address", sub_code="internal_error")
@@ -256,13 +273,7 @@ class PulseAudioServer(Lifecycle):
         self.socket.unlink(missing_ok=True)
         self._write_config()
         cmd = ["pulseaudio", "-n", "-F", str(self.config_file), "--exit-idle-time=-1", "--daemonize=no"]
-        cmd += [
-            "--system=no",
-            "--use-pid-file=no",
-            "--realtime=no",
-            "--high-priority=no",
-            "--log-target=stderr",
-        ]
+        cmd += ["--system=no", "--use-pid-file=no", "--realtime=no", "--high-priority=no", "--log-target=stderr"]
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - closed in stop()
         try:
             self.proc = spawn(cmd, env=self._daemon_env(), stdout=self._log, stderr=self._log)
@@ -310,14 +321,8 @@ class PulseAudioServer(Lifecycle):
             raise BotError(f"invalid sink name {name!r}", sub_code="internal_error")
         if not self.running:
             raise BotError("pulseaudio is not running", sub_code="internal_error")
-        done = self.pactl(
-            "load-module",
-            "module-null-sink",
-            f"sink_name={name}",
-            "rate=48000",
-            "channels=2",
-            f"sink_properties=device.description={name}",
-        )
+        args = [f"sink_name={name}", "rate=48000", "channels=2", f"sink_properties=device.description={name}"]
+        done = self.pactl("load-module", "module-null-sink", *args)
         return NullSink(name=name, module_id=int(done.stdout.strip()), server=self)
 
     def stop(self) -> None:
@@ -348,23 +353,14 @@ class XvfbDisplay(Lifecycle):
             return self
         # stderr to an unlinked temp file, not a pipe: a pipe nobody drains would stall Xvfb later.
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        screen = f"{self.width}x{self.height}x24"
-        self.proc, line = spawn_reporting(
-            lambda fd: [
-                "Xvfb",
-                "-displayfd",
-                str(fd),
-                "-screen",
-                "0",
-                screen,
-                "-nolisten",
-                "tcp",
-                "-ac",
-                "-noreset",
-            ],
-            self.timeout,
-            stderr=self._err,
-        )
+        args = ["-screen", "0", f"{self.width}x{self.height}x24", "-nolisten", "tcp", "-ac", "-noreset"]
+        try:
+            self.proc, line = spawn_reporting(
+                lambda fd: ["Xvfb", "-displayfd", str(fd), *args], self.timeout, stderr=self._err
+            )
+        except BotError:
+            self.stop()
+            raise
         if not line or not line.isdigit():
             self._err.seek(0)
             err = self._err.read()[-500:].decode(errors="replace")

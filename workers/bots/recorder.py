@@ -87,9 +87,17 @@ class SoundTracker:
         self.silent_since: float | None = None  # media time the current reported silence began
         self.media_time = 0.0  # latest progress time ffmpeg reported
         self._reported_silence = False
+        self._frozen = False
         self._lock = threading.Lock()
 
+    def freeze(self) -> None:
+        """Ignore what follows: on shutdown silencedetect closes an open silence with a silence_end."""
+        with self._lock:
+            self._frozen = True
+
     def feed(self, line: str) -> None:
+        if self._frozen:
+            return
         if match := _SILENCE_START.search(line):
             start = float(match.group(1))
             with self._lock:
@@ -197,10 +205,17 @@ class Recorder(Lifecycle):
         env.update(self.pulse_env)
         if self.log_path is not None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._capturing = threading.Event()
+        self._tail.clear()
+        self.returncode = self.capturing_after = None
         self._started_mono = time.monotonic()
         self.started_at = time.time()
         self._tracker = SoundTracker(self.silence_min_seconds, self._started_mono)
-        self.proc = spawn(self.command(self.started_at), env=env, stderr=subprocess.PIPE)
+        try:
+            self.proc = spawn(self.command(self.started_at), env=env, stderr=subprocess.PIPE)
+        except BotError:
+            self.stop()
+            raise
         assert self.proc.stderr is not None
         fd = self.proc.stderr.fileno()
         self._reader = threading.Thread(target=self._read_stderr, args=(fd,), name="ffmpeg-stderr", daemon=True)
@@ -272,6 +287,7 @@ class Recorder(Lifecycle):
         """SIGINT so ffmpeg writes its last fragment, SIGKILL after `timeout`; idempotent."""
         proc, self.proc = self.proc, None
         if proc is not None:
+            self._tracker.freeze()
             terminate(proc, timeout=timeout, sig=signal.SIGINT, close=False)
             self.returncode = proc.returncode
         if self._reader is not None:
