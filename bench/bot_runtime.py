@@ -32,10 +32,9 @@ from meetbot.db import migrate
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.support import control, make_speech, running_simulator, wait_for
-from workers.bots.browser import ProcRef, descendants, pss_bytes
+from workers.bots.processes import ProcRef, command_name, cpu_seconds, descendants, pss_bytes
 from workers.process import WorkerProcess
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SHARED = ("pulseaudio", "dbus-daemon")  # one per worker process, not per bot
 
 
@@ -114,23 +113,10 @@ def latency(stack: Stack, platform: str, runs: int) -> dict[str, float]:
     }
 
 
-def cpu_ticks(refs: list[ProcRef]) -> int:
-    total = 0
-    for ref in refs:
-        try:
-            raw = Path(f"/proc/{ref.pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def comm(ref: ProcRef) -> str:
-    try:
-        return Path(f"/proc/{ref.pid}/comm").read_text().strip()
-    except OSError:
-        return ""
+def bot_processes(me: int) -> list[ProcRef]:
+    """This process (its runner threads) and every child but the per-worker shared daemons."""
+    own = ProcRef.of(me)
+    return [r for r in descendants(me) if command_name(r) not in SHARED] + ([own] if own else [])
 
 
 def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
@@ -155,17 +141,14 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
             control(stack.simulator, "google", meeting, action="speak", name="Speaker", audio="long.wav")
     time.sleep(3)  # let every page settle into playback
     me = os.getpid()
-    before_refs = [r for r in descendants(me) if comm(r) not in SHARED]
-    before = cpu_ticks(before_refs) + cpu_ticks([ProcRef.of(me)])  # type: ignore[list-item]
+    before = cpu_seconds(bot_processes(me))
     started = time.monotonic()
     pss_samples = []
     while time.monotonic() - started < seconds:
         time.sleep(2)
-        pss_samples.append(pss_bytes(r for r in descendants(me) if comm(r) not in SHARED))
+        pss_samples.append(pss_bytes(r for r in descendants(me) if command_name(r) not in SHARED))
     elapsed = time.monotonic() - started
-    after_refs = [r for r in descendants(me) if comm(r) not in SHARED]
-    after = cpu_ticks(after_refs) + cpu_ticks([ProcRef.of(me)])  # type: ignore[list-item]
-    cores = (after - before) / TICKS / elapsed
+    cores = (cpu_seconds(bot_processes(me)) - before) / elapsed
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
     gaps = []

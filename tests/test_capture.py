@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from meetbot.settings import Settings
-from workers.bots.browser import BrowserSession, ProcRef, prepare_camera_file, processes_matching, pss_bytes
+from workers.bots.browser import BrowserSession, prepare_camera_file
 from workers.bots.desktop import NullSink, PulseAudioServer, SessionBus, XvfbDisplay
+from workers.bots.processes import ProcRef, processes_matching, pss_bytes
 from workers.bots.recorder import Recorder, SoundTracker, probe_media
 
 TOOLS = ("Xvfb", "pulseaudio", "pactl", "dbus-daemon", "ffmpeg", "ffprobe", "chromedriver", "espeak-ng")

@@ -122,3 +122,21 @@ def test_recording_left_in_the_spool_is_stored(ctx: WorkerContext) -> None:
     assert recording["hasAudio"] and recording["hasVideo"] and 2.5 <= recording["durationSeconds"] <= 3.5
     assert ctx.store.exists(recording["key"]) and not (spool / "recording.mp4").exists()
     assert reap_stale_bots(ctx)["recovered"] == 0
+
+
+def test_leftovers_of_a_crashed_worker_are_cleaned(tmp_path: Path) -> None:
+    from workers.context import clean_dead_workers
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    folder = tmp_path / f"worker-{gone.pid}"
+    (folder / "pulse").mkdir(parents=True)
+    orphan = subprocess.Popen(["sleep", "60", str(folder / "pulse" / "meetbot.pa")], stderr=subprocess.DEVNULL)
+    live = tmp_path / f"worker-{orphan.pid}"  # a live worker's files are left alone
+    live.mkdir()
+    try:
+        clean_dead_workers(tmp_path)
+        assert orphan.wait(timeout=5) != 0
+        assert not folder.exists() and live.exists()
+    finally:
+        orphan.kill()

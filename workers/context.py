@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dramatiq
@@ -18,6 +20,24 @@ from meetbot.storage import ObjectStore, store_from_url
 
 if TYPE_CHECKING:
     from workers.bots.desktop import PulseAudioServer, SessionBus
+
+
+def clean_dead_workers(runtime_root: Path) -> None:
+    """Kill what a crashed worker process left running (its D-Bus, PulseAudio, browsers) and drop its files.
+
+    Each worker keeps its daemons' sockets and profiles under runtime_root/worker-<pid>, so its leftovers
+    are found by that path once the pid is gone.
+    """
+    from workers.bots.processes import kill_all, processes_matching
+
+    if not runtime_root.is_dir():
+        return
+    for folder in runtime_root.glob("worker-*"):
+        pid = folder.name.removeprefix("worker-")
+        if not pid.isdigit() or int(pid) == os.getpid() or Path(f"/proc/{pid}").exists():
+            continue
+        kill_all(processes_matching(str(folder)))
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -52,6 +72,7 @@ class WorkerContext:
 
         with self._desktop_lock:
             if self._bus is None or self._pulse is None:
+                clean_dead_workers(self.settings.runtime_dir)
                 runtime = self.settings.runtime_dir / f"worker-{os.getpid()}"
                 runtime.mkdir(parents=True, exist_ok=True)
                 self._bus = SessionBus(runtime)
