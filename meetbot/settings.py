@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     join_timeout_seconds: float = Field(60, gt=0)
     chromium_binary: Path = Path("/usr/lib/chromium/chromium")
     chromedriver_binary: Path = Path("/usr/bin/chromedriver")
+    chromium_extra_args: str = ""  # space-separated flags added to every bot's Chromium
     screen_width: int = 1280
     screen_height: int = 720
     video_framerate: int = Field(15, ge=1, le=60)

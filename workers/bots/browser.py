@@ -166,6 +166,7 @@ class BrowserSession(Lifecycle):
             "--disable-renderer-backgrounding",
             "--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider",
             "--disable-breakpad",
+            *s.chromium_extra_args.split(),
         ):
             opts.add_argument(flag)
         if self.kiosk:

@@ -354,6 +354,8 @@ class XvfbDisplay(Lifecycle):
         # stderr to an unlinked temp file, not a pipe: a pipe nobody drains would stall Xvfb later.
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         args = ["-screen", "0", f"{self.width}x{self.height}x24", "-nolisten", "tcp", "-ac", "-noreset"]
+        # Chromium runs with --disable-gpu; without GLX, Xvfb loads no Mesa drivers: ~50 MB less per bot.
+        args += ["-extension", "GLX"]
         try:
             self.proc, line = spawn_reporting(
                 lambda fd: ["Xvfb", "-displayfd", str(fd), *args], self.timeout, stderr=self._err
