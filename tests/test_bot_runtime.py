@@ -278,3 +278,28 @@ def test_silence_detection_uses_the_recorded_audio(runtime: Runtime) -> None:
     assert runtime.status_path(bot_id)[-2] == ("CALL_ENDED", "silence_timeout")
     # It stayed while Alice spoke (about 4 s) and left about 4 s after she stopped.
     assert loud_seconds(runtime.recording_file(bot)) >= 2.0
+
+
+def test_bot_image_becomes_the_camera_picture(runtime: Runtime, media_dir: Path) -> None:
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=red:s=320x240", "-frames:v", "1",
+         str(media_dir / "face.png")],
+        check=True,
+    )  # fmt: skip
+    bot_id, meeting = runtime.create("google", botImage=f"{runtime.simulator}/media/face.png")
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "IN_CALL")
+    control(runtime.simulator, "google", meeting, action="end")
+    runtime.wait_status(bot_id, "DONE")
+    logs = runtime.client.get(f"/bots/{bot_id}/logs", headers=runtime.account.headers).json()["logs"]
+    assert "botImage set as the camera picture" in [line["message"] for line in logs]
+
+
+def test_unreachable_bot_image_is_logged_not_fatal(runtime: Runtime) -> None:
+    bot_id, meeting = runtime.create("zoom", botImage=f"{runtime.simulator}/media/missing.png")
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "IN_CALL")
+    control(runtime.simulator, "zoom", meeting, action="end")
+    runtime.wait_status(bot_id, "DONE")
+    logs = runtime.client.get(f"/bots/{bot_id}/logs", headers=runtime.account.headers).json()["logs"]
+    assert any(line["message"].startswith("botImage not used") for line in logs)

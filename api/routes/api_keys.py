@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from api.routing import Context, Router
 from meetbot.db import now_utc
+from meetbot.db.pages import fetch_page
 from meetbot.db.tables import api_keys, api_request_logs
 from meetbot.domain import accounts
 from meetbot.schemas.auth import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyUsage
@@ -19,14 +20,9 @@ TAG = "API keys"
 
 @router.route("GET", "/api-keys", "List API keys (prefix only)", TAG, query=PageQuery, response=ApiKeyList)
 def list_keys(ctx: Context, query: PageQuery) -> dict[str, object]:
-    mine = api_keys.c.user_id == ctx.user_id
     with ctx.transaction() as conn:
-        total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-        rows = conn.execute(
-            sa.select(api_keys).where(mine).order_by(api_keys.c.id).offset(query.offset).limit(query.page_size)
-        ).all()
-    items = [ApiKey.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
-    return page_envelope("apiKeys", items, total, query)
+        rows, total = fetch_page(conn, api_keys, [api_keys.c.user_id == ctx.user_id], api_keys.c.id, query)
+    return page_envelope("apiKeys", ApiKey, rows, total, query)
 
 
 @router.route(

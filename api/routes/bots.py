@@ -32,8 +32,7 @@ log = logging.getLogger("meetbot.api")
 def list_bots(ctx: Context, query: BotListQuery) -> dict[str, object]:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_bots(conn, ctx.user_id, query)
-    items = [bot_ops.bot_from_row(row).model_dump(mode="json", by_alias=True) for row in rows]
-    return page_envelope("bots", items, total, query)
+    return page_envelope("bots", Bot, [bot_ops.bot_fields(row) for row in rows], total, query)
 
 
 @router.route("POST", "/bots", "Create a bot", TAG, body=BotCreate, response=Bot, status=201)
@@ -124,8 +123,7 @@ def kill_bot(ctx: Context, id: int) -> Bot:
 def bot_events(ctx: Context, id: int, query: BotEventQuery) -> dict[str, object]:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_events(conn, ctx.user_id, id, query)
-    items = [BotEvent.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
-    return page_envelope("events", items, total, query)
+    return page_envelope("events", BotEvent, rows, total, query)
 
 
 @router.route(
@@ -140,5 +138,4 @@ def bot_events(ctx: Context, id: int, query: BotEventQuery) -> dict[str, object]
 def bot_logs(ctx: Context, id: int, query: BotLogQuery) -> dict[str, object]:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_logs(conn, ctx.user_id, id, query)
-    items = [BotLog.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
-    return page_envelope("logs", items, total, query)
+    return page_envelope("logs", BotLog, rows, total, query)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from api.routing import Context, Router
 from meetbot.db import now_utc
+from meetbot.db.pages import fetch_page
 from meetbot.db.tables import api_keys, api_request_logs, auth_sessions, bots, users
 from meetbot.domain import accounts
 from meetbot.errors import Conflict, Unauthorized
@@ -109,15 +110,7 @@ def usage(ctx: Context) -> Usage:
     response=ApiLogList,
 )
 def api_logs(ctx: Context, query: ApiLogQuery) -> dict[str, object]:
-    mine = api_request_logs.c.user_id == ctx.user_id
+    mine = [api_request_logs.c.user_id == ctx.user_id]
     with ctx.transaction() as conn:
-        total = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-        rows = conn.execute(
-            sa.select(api_request_logs)
-            .where(mine)
-            .order_by(api_request_logs.c.id.desc())
-            .offset(query.offset)
-            .limit(query.page_size)
-        ).all()
-    items = [ApiLog.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
-    return page_envelope("logs", items, total, query)
+        rows, total = fetch_page(conn, api_request_logs, mine, api_request_logs.c.id.desc(), query)
+    return page_envelope("logs", ApiLog, rows, total, query)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from meetbot.db import now_utc
+from meetbot.db.pages import fetch_page
 from meetbot.db.tables import bot_events, bot_logs, bots
 from meetbot.domain.bot_states import ACTIVE, FINISHED, transition
 from meetbot.errors import Conflict, NotFound, ValidationFailed
@@ -30,6 +31,11 @@ MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
 
 
 def bot_from_row(row: sa.Row) -> Bot:
+    return Bot.model_validate(bot_fields(row))
+
+
+def bot_fields(row: sa.Row) -> dict[str, Any]:
+    """The bot resource's fields from its row: the stored settings plus its state columns."""
     data: dict[str, Any] = dict(row.config)
     data.update(
         id=row.id,
@@ -40,7 +46,7 @@ def bot_from_row(row: sa.Row) -> Bot:
         createdAt=row.created_at,
         updatedAt=row.updated_at,
     )
-    return Bot.model_validate(data)
+    return data
 
 
 def create_bot(conn: sa.Connection, user_id: int, body: BotCreate) -> sa.Row:
@@ -72,11 +78,7 @@ def list_bots(conn: sa.Connection, user_id: int, query: BotListQuery) -> tuple[l
         where.append(bots.c.status == query.status)
     if query.platform:
         where.append(bots.c.platform == query.platform)
-    total = conn.execute(sa.select(sa.func.count()).select_from(bots).where(*where)).scalar_one()
-    rows = conn.execute(
-        sa.select(bots).where(*where).order_by(bots.c.id.desc()).offset(query.offset).limit(query.page_size)
-    ).all()
-    return list(rows), total
+    return fetch_page(conn, bots, where, bots.c.id.desc(), query)
 
 
 def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate, allow_simulator: bool) -> sa.Row:
@@ -182,11 +184,7 @@ def list_events(conn: sa.Connection, user_id: int, bot_id: int, query: BotEventQ
     where = [bot_events.c.bot_id == bot_id]
     if query.type:
         where.append(bot_events.c.type == query.type)
-    total = conn.execute(sa.select(sa.func.count()).select_from(bot_events).where(*where)).scalar_one()
-    rows = conn.execute(
-        sa.select(bot_events).where(*where).order_by(bot_events.c.id).offset(query.offset).limit(query.page_size)
-    ).all()
-    return list(rows), total
+    return fetch_page(conn, bot_events, where, bot_events.c.id, query)
 
 
 def list_logs(conn: sa.Connection, user_id: int, bot_id: int, query: BotLogQuery) -> tuple[list[sa.Row], int]:
@@ -194,8 +192,4 @@ def list_logs(conn: sa.Connection, user_id: int, bot_id: int, query: BotLogQuery
     where = [bot_logs.c.bot_id == bot_id]
     if query.since:
         where.append(bot_logs.c.created_at >= query.since)
-    total = conn.execute(sa.select(sa.func.count()).select_from(bot_logs).where(*where)).scalar_one()
-    rows = conn.execute(
-        sa.select(bot_logs).where(*where).order_by(bot_logs.c.id).offset(query.offset).limit(query.page_size)
-    ).all()
-    return list(rows), total
+    return fetch_page(conn, bot_logs, where, bot_logs.c.id, query)

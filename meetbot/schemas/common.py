@@ -70,7 +70,11 @@ class Page(ResponseModel):
     page_size: int = Field(alias="page_size")
 
 
-def page_envelope(key: str, items: list[Any], total: int, query: PageQuery) -> dict[str, Any]:
+def page_envelope(
+    key: str, model: type[BaseModel], rows: Sequence[Any], total: int, query: PageQuery
+) -> dict[str, Any]:
+    """The seed's list response: rows serialized through model under the resource's plural key."""
+    items = [model.model_validate(row).model_dump(mode="json", by_alias=True) for row in rows]
     return {key: items, "total": total, "page": query.page, "page_size": query.page_size}
 
 

@@ -78,7 +78,9 @@ class BotMedia:
                             raise BotError("botImage is larger than 5 MiB")
                         out.write(chunk)
             s = self.settings
-            return prepare_camera_file(target, self.spool, s.screen_width, s.screen_height)
+            camera = prepare_camera_file(target, self.spool, s.screen_width, s.screen_height)
+            self.report("botImage set as the camera picture")
+            return camera
         except (httpx.HTTPError, BotError, OSError) as exc:
             self.report(f"botImage not used: {exc}")
             return None
