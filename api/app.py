@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from api.errors import handle_any_exception, handle_http_exception
 from api.openapi import build_openapi
 from api.routes import api_keys, auth, bots, system, users
-from api.routing import Endpoint, make_route
+from api.routing import Endpoint, make_routes
 from api.services import Services
 from meetbot.settings import Settings, get_settings
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         status, body = await run_in_threadpool(system.readiness, services)
         return JSONResponse(body, status_code=status)
 
-    api_routes = [make_route(endpoint, services) for endpoint in endpoints]
+    api_routes = make_routes(endpoints, services)
     routes: list[Any] = [
         Route("/healthz", system.healthz),
         Route("/readyz", readyz),

@@ -75,7 +75,8 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
             operation["parameters"] += _query_parameters(endpoint.query, query_schema)
         if endpoint.body:
             operation["requestBody"] = {
-                "required": True,
+                # An empty body means {}: it is only missing when the model has required fields.
+                "required": any(field.is_required() for field in endpoint.body.model_fields.values()),
                 "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
             }
         success: dict[str, Any] = {"description": "Success"}

@@ -182,7 +182,24 @@ def _log_request(services: Services, principal: Principal, request: Request, sta
         )
 
 
-def make_route(endpoint: Endpoint, services: Services) -> Route:
+def make_routes(endpoints: list[Endpoint], services: Services) -> list[Route]:
+    """One Starlette route per path, so a 405 lists every method of the path in its Allow header."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+    routes = []
+    for path, methods in by_path.items():
+        handlers = {method: _dispatcher(endpoint, services) for method, endpoint in methods.items()}
+
+        async def by_method(request: Request, handlers: dict[str, Handler] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        routes.append(Route(path, by_method, methods=list(methods)))
+    return routes
+
+
+def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
     async def dispatch(request: Request) -> Response:
         started = time.perf_counter()
         ctx = Context(services=services, request=request)
@@ -218,4 +235,4 @@ def make_route(endpoint: Endpoint, services: Services) -> Route:
                 log.exception("could not write the API request log")
         return response
 
-    return Route(endpoint.path, dispatch, methods=[endpoint.method], name=f"{endpoint.method} {endpoint.path}")
+    return dispatch

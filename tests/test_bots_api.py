@@ -130,7 +130,8 @@ def test_pagination_and_filters(client: TestClient, alice: Account) -> None:
     assert zoom["total"] == 1 and zoom["bots"][0]["meetingInfo"]["platform"] == "zoom"
     ready = client.get("/bots", params={"status": "READY_TO_DEPLOY"}, headers=alice.headers).json()
     assert ready["total"] == 4
-    for params in ({"page_size": 101}, {"page": 0}, {"page": -1}, {"page": "x"}, {"status": "SLEEPING"}):
+    bad = ({"page_size": 101}, {"page": 0}, {"page": -1}, {"page": "x"}, {"status": "SLEEPING"}, {"pagesize": 5})
+    for params in bad:
         response = client.get("/bots", params=params, headers=alice.headers)
         assert response.status_code == 422, params
         assert response.json()["detail"][0]["loc"][0] == "query"

@@ -114,3 +114,9 @@ def test_unknown_paths_are_json_404(client: TestClient, path: str) -> None:
 def test_wrong_method_is_json_405(client: TestClient) -> None:
     response = client.put("/bots")
     assert response.status_code == 405 and "detail" in response.json()
+
+
+def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.put("/bots/1")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH", "DELETE"}

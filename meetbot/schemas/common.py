@@ -52,7 +52,9 @@ class ValidationErrorResponse(BaseModel):
 
 
 class PageQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Query parameters of a list; unknown parameters are rejected like unknown body fields."""
+
+    model_config = ConfigDict(extra="forbid")
 
     page: int = Field(1, ge=1, le=1_000_000)
     page_size: int = Field(20, ge=1, le=100)
