@@ -263,3 +263,15 @@ def test_join_timing(driver: WebDriver, simulator: str, platform: str) -> None:
     JOIN_TIMINGS[platform] = timings
     print(f"\njoin open->in_call {platform}: " + ", ".join(f"{t * 1000:.0f} ms" for t in timings))
     assert min(timings) < 1.0
+
+
+@pytest.mark.browser
+def test_join_stops_at_once_when_the_runner_says_so(driver: WebDriver, simulator: str) -> None:
+    from workers.bots.platforms import JoinCancelled
+
+    request = JoinRequest(f"{simulator}/google/m{uuid.uuid4().hex[:10]}?waiting_room=1", "MeetBot")
+    adapter = adapter_for("google")(driver, request, lambda _msg: None, should_stop=lambda: True)
+    started = time.monotonic()
+    with pytest.raises(JoinCancelled):
+        adapter.join(JOIN_TIMEOUT)
+    assert time.monotonic() - started < 2

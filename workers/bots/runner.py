@@ -18,7 +18,7 @@ from meetbot.schemas.bots import BotSettings
 from meetbot.schemas.bots import BotStatus as S
 from workers.bots.media import BotMedia
 from workers.bots.platforms import adapter_for
-from workers.bots.platforms.base import JoinRequest, PageState, Phase, PlatformAdapter
+from workers.bots.platforms.base import JoinCancelled, JoinRequest, PageState, Phase, PlatformAdapter
 from workers.bots.recording import store_recording
 from workers.bots.reporting import BotReporter, Heartbeat
 from workers.context import WorkerContext
@@ -96,11 +96,14 @@ class BotRunner:
             self.kill,
         )
         heartbeat.start()
-        bus, pulse = self.ctx.desktop()
-        media = BotMedia(self.bot_id, settings, bus, pulse, self.report.log)
+        media: BotMedia | None = None
         outcome = Outcome("internal_error", "The bot stopped unexpectedly", fatal=True)
         try:
+            bus, pulse = self.ctx.desktop()
+            media = BotMedia(self.bot_id, settings, bus, pulse, self.report.log)
             outcome = self._attend(config, media)
+        except JoinCancelled:
+            outcome = self._stop_requested() or Outcome("killed", "Join cancelled")
         except BotError as exc:
             outcome = Outcome(exc.sub_code, str(exc.detail), fatal=True)
         except WebDriverException as exc:
@@ -109,8 +112,10 @@ class BotRunner:
             log.exception("bot runner failed", extra={"bot_id": self.bot_id})
             outcome = Outcome("internal_error", f"{type(exc).__name__}: {exc}", fatal=True)
         finally:
-            self._finish(row, media, outcome)
-            heartbeat.stop()
+            try:
+                self._finish(row, media, outcome)  # heartbeats go on while the recording is stored
+            finally:
+                heartbeat.stop()
 
     def _attend(self, config: BotSettings, media: BotMedia) -> Outcome:
         settings = self.ctx.settings
@@ -121,7 +126,9 @@ class BotRunner:
         assert media.browser is not None
         info = config.meeting_info
         request = JoinRequest(info.meeting_url, config.bot_display_name, info.meeting_password)
-        adapter: PlatformAdapter = adapter_for(info.platform)(media.browser.driver, request, self.report.log)
+        adapter: PlatformAdapter = adapter_for(info.platform)(
+            media.browser.driver, request, self.report.log, should_stop=lambda: self._stop_requested() is not None
+        )
         media.start_recorder()  # ffmpeg takes ~1 s to capture: start it while the page loads
         adapter.join(settings.join_timeout_seconds)
         self.report.log("join requested")
@@ -203,13 +210,15 @@ class BotRunner:
 
     # --- finish -----------------------------------------------------------------------------
 
-    def _finish(self, row: sa.Row, media: BotMedia, outcome: Outcome) -> None:
+    def _finish(self, row: sa.Row, media: BotMedia | None, outcome: Outcome) -> None:
         """Leave bookkeeping: CALL_ENDED at once, then the recording, then DONE (or FATAL)."""
         self.report.log(f"leaving: {outcome.sub_code}: {outcome.description}")
         if not outcome.fatal:
             self.report.transition(S.CALL_ENDED, outcome.sub_code, outcome.description, left_at=now_utc())
         else:
             self.report.update(left_at=now_utc(), deployment_error=outcome.description)
+        if media is None:
+            return self._end(outcome, keep_spool=False, media=None)
         try:
             path = media.stop_recorder()
         finally:
@@ -223,12 +232,12 @@ class BotRunner:
                 return self._end(outcome, keep_spool=True, media=media)
         self._end(outcome, keep_spool=False, media=media)
 
-    def _end(self, outcome: Outcome, keep_spool: bool, media: BotMedia) -> None:
+    def _end(self, outcome: Outcome, keep_spool: bool, media: BotMedia | None) -> None:
         if outcome.fatal:
             self.report.transition(S.FATAL, outcome.sub_code, outcome.description)
         else:
             self.report.transition(S.DONE, outcome.sub_code, "Bot finished")
-        if not keep_spool:
+        if media is not None and not keep_spool:
             media.remove_spool()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.bots.platforms.base import JoinRequest, PageState, Phase, PlatformAdapter
+from workers.bots.platforms.base import JoinCancelled, JoinRequest, PageState, Phase, PlatformAdapter
 from workers.bots.platforms.google import GoogleMeetAdapter
 from workers.bots.platforms.teams import TeamsAdapter
 from workers.bots.platforms.zoom import ZoomAdapter
@@ -25,6 +25,7 @@ def adapter_for(platform: str) -> type[PlatformAdapter]:
 __all__ = [
     "ADAPTERS",
     "GoogleMeetAdapter",
+    "JoinCancelled",
     "JoinRequest",
     "PageState",
     "Phase",

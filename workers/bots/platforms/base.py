@@ -42,15 +42,26 @@ class JoinRequest:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class JoinCancelled(Exception):
+    """join() gave up because the runner asked it to stop (a kill, a worker shutdown)."""
+
+
 class PlatformAdapter(ABC):
     """Drives one platform's guest web client in an already started browser."""
 
     platform: ClassVar[str]
 
-    def __init__(self, driver: WebDriver, request: JoinRequest, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        driver: WebDriver,
+        request: JoinRequest,
+        log: Callable[[str], None],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.driver = driver
         self.request = request
         self.log = log
+        self.should_stop = should_stop or (lambda: False)
 
     @abstractmethod
     def join_url(self) -> str:
@@ -62,7 +73,8 @@ class PlatformAdapter(ABC):
 
         Returns once the join click happened (the bot may then be in the waiting room or in
         the call). Raises meetbot.errors.BotError with a sub_code (meeting_not_found,
-        sign_in_required, bot_detected, join_denied, internal_error) when it cannot.
+        sign_in_required, bot_detected, join_denied, internal_error) when it cannot, and
+        JoinCancelled as soon as should_stop() says so.
         """
 
     @abstractmethod

@@ -17,7 +17,7 @@ from selenium.common.exceptions import (
 from selenium.webdriver.remote.webelement import WebElement
 
 from meetbot.errors import BotError
-from workers.bots.platforms.base import PageState, Phase, PlatformAdapter
+from workers.bots.platforms.base import JoinCancelled, PageState, Phase, PlatformAdapter
 
 TRANSIENT = (
     StaleElementReferenceException,
@@ -277,6 +277,8 @@ class WebClientAdapter(PlatformAdapter):
         flow = _JoinFlow()
         last = ""
         while time.monotonic() < deadline:
+            if self.should_stop():
+                raise JoinCancelled(f"{self.platform}: join cancelled")
             try:
                 raw = self.probe("join")
                 state = self._state(raw)
