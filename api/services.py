@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from api.rate_limits import RateLimiter
 from meetbot.db import get_engine
+from meetbot.domain.accounts import TokenPolicy
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, kill_signals_for
@@ -24,6 +25,11 @@ class Services:
     kill_signals: KillSignals
     rate_limiter: RateLimiter
     secret_key: str = field(repr=False)
+
+    @property
+    def token_policy(self) -> TokenPolicy:
+        s = self.settings
+        return TokenPolicy(self.secret_key, s.access_token_ttl_seconds, s.refresh_token_ttl_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, broker: dramatiq.Broker | None = None) -> Services:

@@ -43,16 +43,9 @@ def register(ctx: Context, body: RegisterRequest) -> User:
     errors=(401,),
 )
 def login(ctx: Context, body: LoginRequest) -> TokenPair:
-    settings = ctx.services.settings
     with ctx.transaction() as conn:
         user = accounts.authenticate_user(conn, body.email, body.password)
-        tokens = accounts.start_session(
-            conn,
-            user.id,
-            ctx.services.secret_key,
-            settings.access_token_ttl_seconds,
-            settings.refresh_token_ttl_seconds,
-        )
+        tokens = accounts.start_session(conn, user.id, ctx.services.token_policy)
     return _pair(tokens)
 
 
@@ -67,15 +60,8 @@ def login(ctx: Context, body: LoginRequest) -> TokenPair:
     errors=(401,),
 )
 def refresh(ctx: Context, body: RefreshRequest) -> TokenPair:
-    settings = ctx.services.settings
     with ctx.transaction() as conn:
-        tokens, reused = accounts.rotate_refresh_token(
-            conn,
-            body.refresh_token,
-            ctx.services.secret_key,
-            settings.access_token_ttl_seconds,
-            settings.refresh_token_ttl_seconds,
-        )
+        tokens, reused = accounts.rotate_refresh_token(conn, body.refresh_token, ctx.services.token_policy)
     if reused:  # committed above: the session is revoked for good
         raise Unauthorized("Refresh token already used; the session has been revoked")
     return _pair(tokens)

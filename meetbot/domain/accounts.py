@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import jwt
@@ -92,6 +92,15 @@ def count_users(conn: sa.Connection) -> int:
 
 
 @dataclass(frozen=True)
+class TokenPolicy:
+    """How tokens are signed and how long they live (from settings)."""
+
+    secret: str = field(repr=False)
+    access_ttl: int
+    refresh_ttl: int
+
+
+@dataclass(frozen=True)
 class IssuedTokens:
     access_token: str
     refresh_token: str
@@ -124,14 +133,18 @@ def _issue_refresh_token(conn: sa.Connection, session_id: str, ttl: int) -> str:
     return token
 
 
-def start_session(conn: sa.Connection, user_id: int, secret: str, access_ttl: int, refresh_ttl: int) -> IssuedTokens:
+def _issue_pair(conn: sa.Connection, user_id: int, session_id: str, policy: TokenPolicy) -> IssuedTokens:
+    return IssuedTokens(
+        access_token=_issue_access_token(user_id, session_id, policy.secret, policy.access_ttl),
+        refresh_token=_issue_refresh_token(conn, session_id, policy.refresh_ttl),
+        expires_in=policy.access_ttl,
+    )
+
+
+def start_session(conn: sa.Connection, user_id: int, policy: TokenPolicy) -> IssuedTokens:
     session_id = uuid.uuid4().hex
     conn.execute(auth_sessions.insert().values(id=session_id, user_id=user_id, created_at=now_utc()))
-    return IssuedTokens(
-        access_token=_issue_access_token(user_id, session_id, secret, access_ttl),
-        refresh_token=_issue_refresh_token(conn, session_id, refresh_ttl),
-        expires_in=access_ttl,
-    )
+    return _issue_pair(conn, user_id, session_id, policy)
 
 
 def revoke_session(conn: sa.Connection, session_id: str) -> None:
@@ -142,9 +155,7 @@ def revoke_session(conn: sa.Connection, session_id: str) -> None:
     )
 
 
-def rotate_refresh_token(
-    conn: sa.Connection, token: str, secret: str, access_ttl: int, refresh_ttl: int
-) -> tuple[IssuedTokens, bool]:
+def rotate_refresh_token(conn: sa.Connection, token: str, policy: TokenPolicy) -> tuple[IssuedTokens, bool]:
     """Trade a refresh token for a new pair; returns (tokens, reused).
 
     A refresh token works once. Presenting one that was already used means it leaked: the whole
@@ -165,12 +176,7 @@ def rotate_refresh_token(
     if claimed != 1:
         revoke_session(conn, row.session_id)
         return IssuedTokens("", "", 0), True
-    tokens = IssuedTokens(
-        access_token=_issue_access_token(row.user_id, row.session_id, secret, access_ttl),
-        refresh_token=_issue_refresh_token(conn, row.session_id, refresh_ttl),
-        expires_in=access_ttl,
-    )
-    return tokens, False
+    return _issue_pair(conn, row.user_id, row.session_id, policy), False
 
 
 def session_of_refresh_token(conn: sa.Connection, token: str) -> str | None:
