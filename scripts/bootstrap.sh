@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 RUNTIME_PACKAGES=(python3 python3-venv python3-pip chromium chromium-driver xvfb pulseaudio pulseaudio-utils
   ffmpeg dbus-x11 fonts-dejavu-core)
-TEST_PACKAGES=(espeak-ng sox postgresql redis-server)
+TEST_PACKAGES=(espeak-ng sox postgresql postgresql-client redis-server redis-tools)
 
 install_debian_packages() {
   local missing=()
@@ -40,6 +40,11 @@ start_services() {
     echo "starting PostgreSQL"
     $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start
     for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  # A fresh Debian cluster asks for a password over TCP: give the postgres role one for the tests.
+  if ! psql -h 127.0.0.1 -U postgres -w -c "select 1" postgres >/dev/null 2>&1; then
+    $SUDO su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    export MEETBOT_TEST_PG_URL="postgresql://postgres:postgres@127.0.0.1:5432/postgres"
   fi
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     echo "starting Redis"
