@@ -5,6 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
 
 from meetbot.settings import Settings
 
@@ -29,9 +30,32 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
+def message_for(queue: str, actor: str, *args: object) -> dramatiq.Message:
+    """A message for an actor by name (its message_id is known before it is sent)."""
+    return dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
+
+
 def send(
     broker: dramatiq.Broker, queue: str, actor: str, *args: object, delay_ms: int | None = None
 ) -> dramatiq.Message:
     """Enqueue a message for an actor by name: the API needs no worker code to do it."""
-    message = dramatiq.Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
-    return broker.enqueue(message, delay=delay_ms or None)
+    return broker.enqueue(message_for(queue, actor, *args), delay=delay_ms or None)
+
+
+def run_bot_message(bot_id: int, attempt: int) -> dramatiq.Message:
+    return message_for(QUEUE_BOTS, ACTOR_RUN_BOT, bot_id, attempt)
+
+
+def message_pending(broker: dramatiq.Broker, queue: str, message_id: str) -> bool:
+    """Whether the broker still holds the message (waiting, delayed, or taken but not yet acknowledged).
+
+    Scans the queue's stored messages: cheap for the reaper's few checks of stuck deploys.
+    """
+    needle = message_id.encode()
+    names = (queue, dq_name(queue))
+    if isinstance(broker, RedisBroker):
+        return any(needle in raw for name in names for raw in broker.client.hvals(f"{broker.namespace}:{name}.msgs"))
+    if isinstance(broker, StubBroker):
+        stored = [broker.queues[name] for name in names if name in broker.queues]
+        return any(needle in raw for waiting in stored for raw in list(waiting.queue))
+    return True  # unknown broker: never assume a message was lost

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from meetbot.db import now_utc
 from meetbot.db.engine import get_engine
 from meetbot.db.tables import bot_events, bots, users
-from meetbot.queue import QUEUE_BOTS, build_broker
+from meetbot.queue import QUEUE_BOTS, build_broker, message_pending, run_bot_message
 from meetbot.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import REDIS_URL, make_settings
 from workers.bots.runner import run_bot
 from workers.context import WorkerContext
 from workers.maintenance import reap_stale_bots
@@ -105,6 +105,33 @@ def test_lost_deploy_message_is_sent_again_then_fails(ctx: WorkerContext) -> Non
         conn.execute(bots.update().where(bots.c.id == bot_id).values(deployed_at=old, deploy_attempt=3))
     assert reap_stale_bots(ctx)["failed"] == 1
     assert bot_row(ctx, bot_id).status == "FATAL"
+
+
+@pytest.mark.parametrize("broker_kind", ["in-process", "redis"])
+def test_a_deploy_waiting_for_a_free_slot_is_left_alone(tmp_path: Path, db_url: str, broker_kind: str) -> None:
+    overrides = {"redis_url": REDIS_URL.rsplit("/", 1)[0] + "/12"} if broker_kind == "redis" else {}
+    settings = make_settings(tmp_path, db_url, deploying_grace_seconds=60, **overrides)
+    ctx = WorkerContext.create(settings, build_broker(settings))
+    if broker_kind == "redis":
+        ctx.broker.flush_all()
+    old = now_utc() - timedelta(minutes=10)
+    waiting = add_bot(ctx, "DEPLOYING", deployed_at=old, deploy_attempt=1)
+    message = run_bot_message(waiting, 1)
+    with ctx.engine.begin() as conn:
+        conn.execute(bots.update().where(bots.c.id == waiting).values(deploy_message_id=message.message_id))
+    ctx.broker.enqueue(message)
+    lost = add_bot(ctx, "DEPLOYING", deployed_at=old, deploy_attempt=1, deploy_message_id="gone-message-id")
+    try:
+        result = reap_stale_bots(ctx)
+        assert result["requeued"] == 1 and result["failed"] == 0
+        assert bot_row(ctx, waiting).deploy_attempt == 1  # still queued behind busy workers: untouched
+        resent = bot_row(ctx, lost)
+        assert resent.deploy_attempt == 2 and resent.deploy_message_id != "gone-message-id"
+        assert message_pending(ctx.broker, QUEUE_BOTS, resent.deploy_message_id)
+    finally:
+        if broker_kind == "redis":
+            ctx.broker.flush_all()
+        ctx.close()
 
 
 def test_recording_left_in_the_spool_is_stored(ctx: WorkerContext) -> None:

@@ -1,9 +1,9 @@
-"""The reaper: ends bots whose worker vanished, and re-queues or fails deploys whose message was lost."""
+"""The reaper: ends bots whose worker vanished, and re-sends or fails deploys whose message was lost."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -23,53 +23,76 @@ MAX_DEPLOY_ATTEMPTS = 3
 def reap_stale_bots(ctx: WorkerContext) -> dict[str, int]:
     """One pass of the reaper; safe to run from several processes at once (every change is conditional)."""
     now = now_utc()
+    requeued, failed = resend_lost_deploys(ctx, now)
+    result = {
+        "ended": end_lost_runners(ctx, now),
+        "requeued": requeued,
+        "failed": failed,
+        "recovered": recover_spooled_recordings(ctx),
+    }
+    if any(result.values()):
+        log.info("reaper pass", extra=result)
+    return result
+
+
+def end_lost_runners(ctx: WorkerContext, now: datetime) -> int:
+    """FATAL/worker_lost for running bots whose heartbeat is older than 3 intervals (at least the minimum)."""
     settings = ctx.settings
-    ended = requeued = failed = 0
     with ctx.engine.connect() as conn:
         running = conn.execute(
             sa.select(bots.c.id, bots.c.config, bots.c.last_heartbeat, bots.c.updated_at).where(
                 bots.c.status.in_([str(s) for s in bot_states.RUNNING])
             )
         ).all()
-        deploying = conn.execute(
-            sa.select(bots.c.id, bots.c.config, bots.c.deployed_at, bots.c.deploy_attempt).where(
-                bots.c.status == S.DEPLOYING
-            )
-        ).all()
+    ended = 0
     for row in running:
         interval_s = int(row.config.get("heartbeatInterval") or settings.default_heartbeat_interval_ms) / 1000
         threshold = max(3 * interval_s, settings.stale_heartbeat_min_seconds)
-        seen = row.last_heartbeat or row.updated_at
-        if now - seen > timedelta(seconds=threshold):
-            with ctx.engine.begin() as conn:
-                if bot_states.transition(
-                    conn, row.id, S.FATAL, "worker_lost", f"No heartbeat for {threshold:g} s: its worker is gone"
-                ):
-                    conn.execute(bots.update().where(bots.c.id == row.id).values(left_at=now))
-                    ended += 1
+        if now - (row.last_heartbeat or row.updated_at) <= timedelta(seconds=threshold):
+            continue
+        with ctx.engine.begin() as conn:
+            reason = f"No heartbeat for {threshold:g} s: its worker is gone"
+            if bot_states.transition(conn, row.id, S.FATAL, "worker_lost", reason, left_at=now):
+                ended += 1
+    return ended
+
+
+def resend_lost_deploys(ctx: WorkerContext, now: datetime) -> tuple[int, int]:
+    """DEPLOYING bots past their start + grace whose message the broker no longer holds: send again, or fail.
+
+    A message still in the broker is only waiting for a free bot slot and is left alone.
+    """
+    with ctx.engine.connect() as conn:
+        deploying = conn.execute(
+            sa.select(bots.c.id, bots.c.config, bots.c.deployed_at, bots.c.deploy_attempt, bots.c.deploy_message_id)
+            .where(bots.c.status == S.DEPLOYING)
+        ).all()  # fmt: skip
+    requeued = failed = 0
+    grace = timedelta(seconds=ctx.settings.deploying_grace_seconds)
     for row in deploying:
-        # Due when its (possibly scheduled) start came; a message can wait in the queue a while.
         start = scheduled_start(row.config)
         due = max(row.deployed_at or now, start) if start else (row.deployed_at or now)
-        if now - due < timedelta(seconds=settings.deploying_grace_seconds):
+        if now - due < grace:
+            continue
+        if row.deploy_message_id and queue.message_pending(ctx.broker, queue.QUEUE_BOTS, row.deploy_message_id):
             continue
         with ctx.engine.begin() as conn:
             if row.deploy_attempt >= MAX_DEPLOY_ATTEMPTS:
-                if bot_states.transition(
-                    conn, row.id, S.FATAL, "internal_error", "No worker picked the bot up", left_at=now
-                ):
-                    failed += 1
+                reason = "No worker picked the bot up"
+                failed += bot_states.transition(conn, row.id, S.FATAL, "internal_error", reason, left_at=now)
                 continue
+            message = queue.run_bot_message(row.id, row.deploy_attempt + 1)
             moved = conn.execute(
                 bots.update()
                 .where(bots.c.id == row.id, bots.c.status == S.DEPLOYING, bots.c.deploy_attempt == row.deploy_attempt)
-                .values(deploy_attempt=row.deploy_attempt + 1, deployed_at=now, updated_at=now)
+                .values(
+                    deploy_attempt=row.deploy_attempt + 1,
+                    deploy_message_id=message.message_id,
+                    deployed_at=now,
+                    updated_at=now,
+                )
             ).rowcount
         if moved:
-            queue.send(ctx.broker, queue.QUEUE_BOTS, queue.ACTOR_RUN_BOT, row.id, row.deploy_attempt + 1)
+            ctx.broker.enqueue(message)
             requeued += 1
-    recovered = recover_spooled_recordings(ctx)
-    result = {"ended": ended, "requeued": requeued, "failed": failed, "recovered": recovered}
-    if any(result.values()):
-        log.info("reaper pass", extra=result)
-    return result
+    return requeued, failed

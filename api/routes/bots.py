@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from api.routing import Context, Router
-from meetbot import queue
 from meetbot.domain import bots as bot_ops
 from meetbot.errors import ServiceUnavailable
 from meetbot.schemas.bots import (
@@ -74,14 +73,7 @@ def deploy_bot(ctx: Context, id: int) -> Bot:
     with ctx.transaction() as conn:
         deployment = bot_ops.deploy_bot(conn, ctx.user_id, id)
     try:
-        queue.send(
-            ctx.services.broker,
-            queue.QUEUE_BOTS,
-            queue.ACTOR_RUN_BOT,
-            deployment.bot_id,
-            deployment.attempt,
-            delay_ms=deployment.delay_ms,
-        )
+        ctx.services.broker.enqueue(deployment.message, delay=deployment.delay_ms or None)
     except Exception as exc:
         log.exception("could not enqueue bot %s", id)
         with ctx.transaction() as conn:

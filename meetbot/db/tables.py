@@ -108,6 +108,7 @@ bots = sa.Table(
     sa.Column("recording", JSONType, nullable=True),
     sa.Column("last_heartbeat", UTCDateTime(), nullable=True),
     sa.Column("deploy_attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("deploy_message_id", sa.String(64), nullable=True),
     sa.Column("deployed_at", UTCDateTime(), nullable=True),
     sa.Column("kill_requested_at", UTCDateTime(), nullable=True),
     sa.Column("joined_at", UTCDateTime(), nullable=True),

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import dramatiq
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from meetbot import queue
 from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
 from meetbot.db.tables import bot_events, bot_logs, bots
@@ -117,6 +119,7 @@ class Deployment:
     bot_id: int
     attempt: int
     delay_ms: int
+    message: dramatiq.Message
 
 
 def scheduled_start(config: dict[str, Any]) -> datetime | None:
@@ -136,17 +139,19 @@ def deploy_bot(conn: sa.Connection, user_id: int, bot_id: int) -> Deployment:
     if end and datetime.fromisoformat(end.replace("Z", "+00:00")) <= now_utc():
         raise Conflict("Bot's endTime has passed")
     attempt = row.deploy_attempt + 1
+    message = queue.run_bot_message(bot_id, attempt)
     moved = transition(
         conn,
         bot_id,
         S.DEPLOYING,
         description="Deploy requested",
         deploy_attempt=attempt,
+        deploy_message_id=message.message_id,
         deployed_at=now_utc(),
     )
     if not moved:
         raise Conflict(f"Bot already deployed (status {row.status})")
-    return Deployment(bot_id=bot_id, attempt=attempt, delay_ms=scheduled_delay_ms(row.config))
+    return Deployment(bot_id, attempt, scheduled_delay_ms(row.config), message)
 
 
 def undo_deploy(conn: sa.Connection, bot_id: int, reason: str) -> None:
