@@ -164,6 +164,12 @@ def test_waiting_room_admit_speech_end(runtime: Runtime, platform: str) -> None:
     assert abs(media["duration"] - in_call) <= 2.0, (media["duration"], in_call)
     assert bot["recording"]["hasAudio"] and bot["recording"]["hasVideo"]
     assert loud_seconds(recording) >= 3.0  # both utterances are in the recording
+    # The file's 0 s is a wall-clock time, so the speaker timeline lines up with the media.
+    zero = datetime.fromisoformat(bot["recording"]["startedAt"].replace("Z", "+00:00"))
+    for event in events:
+        if event["type"] == "ACTIVE_SPEAKER" and event["data"]["name"]:
+            at = (datetime.fromisoformat(event["createdAt"].replace("Z", "+00:00")) - zero).total_seconds()
+            assert 0 <= at <= media["duration"], (event, at)
 
     logs = runtime.client.get(f"/bots/{bot_id}/logs", headers=runtime.account.headers).json()
     messages = [line["message"] for line in logs["logs"]]

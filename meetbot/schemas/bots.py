@@ -142,6 +142,9 @@ class Recording(ResponseModel):
     content_type: str = "video/mp4"
     has_audio: bool
     has_video: bool
+    started_at: UTCTimestamp | None = Field(
+        None, description="wall-clock time of the file's 0 s: lines events (ACTIVE_SPEAKER) up with the media"
+    )
     created_at: UTCTimestamp
 
 

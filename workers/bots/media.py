@@ -43,7 +43,7 @@ class BotMedia:
         self.browser: BrowserSession | None = None
         self.recorder: Recorder | None = None
         self.recording_path = self.spool / "recording.mp4"
-        self.recording_started_at: float | None = None
+        self.recording_started_at: float | None = None  # epoch seconds of the recording's media time 0
 
     def start(self, bot_image: str | None) -> None:
         started = time.monotonic()
@@ -100,7 +100,7 @@ class BotMedia:
             s.video_framerate,
         )
         self.recorder.start()
-        self.recording_started_at = time.monotonic()
+        self.recording_started_at = self.recorder.started_at
 
     def discard_recording(self) -> None:
         """Drop what was recorded so far (e.g. the pre-join screen before a long waiting room)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +17,14 @@ from workers.bots.reporting import BotReporter
 from workers.context import WorkerContext
 
 
-def store_recording(ctx: WorkerContext, user_id: int, bot_id: int, path: Path, report: BotReporter) -> Recording:
+def store_recording(
+    ctx: WorkerContext,
+    user_id: int,
+    bot_id: int,
+    path: Path,
+    report: BotReporter,
+    started_at: float | None = None,
+) -> Recording:
     info = probe_media(path)
     key = recording_key(user_id, bot_id)
     size = ctx.store.put_file(key, path, "video/mp4")
@@ -26,6 +34,7 @@ def store_recording(ctx: WorkerContext, user_id: int, bot_id: int, path: Path, r
         duration_seconds=round(info.duration_s, 2),
         has_audio=info.has_audio,
         has_video=info.has_video,
+        started_at=datetime.fromtimestamp(started_at, UTC) if started_at else None,
         created_at=now_utc(),
     )
     payload = recording.model_dump(mode="json", by_alias=True)
