@@ -56,25 +56,9 @@ def _bootstrap_first_user(settings: Settings) -> None:
 
 
 def _serve(settings: Settings, app: object) -> None:
-    """Serve until SIGTERM/SIGINT, then return (uvicorn would re-raise the signal and skip our cleanup)."""
-    import contextlib
+    from meetbot.serving import serve
 
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]
-            yield
-
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)  # type: ignore[arg-type]
-    server = Server(config)
-
-    def request_exit(*_: object) -> None:
-        server.should_exit = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, request_exit)
-    server.run()
+    serve(app, settings.host, settings.port)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -92,3 +92,27 @@ def test_users_and_api_keys_commands(tmp_path: Path) -> None:
 def test_worker_refuses_to_start_without_redis(tmp_path: Path) -> None:
     result = meetbot("worker", env=clean_env(tmp_path / "data"))
     assert result.returncode == 2 and "MEETBOT_REDIS_URL" in result.stderr
+
+
+def test_simulator_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meetbot.cli", "simulator", "--port", str(port)],
+        env=clean_env(tmp_path / "data"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        state = None
+        for _ in range(100):
+            try:
+                state = httpx.get(f"http://127.0.0.1:{port}/control/zoom/123456789").json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert state is not None and state["meetingId"] == "123456789" and state["ended"] is False
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr[-2000:]

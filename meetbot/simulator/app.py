@@ -211,12 +211,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 def run(host: str | None = None, port: int | None = None, settings: Settings | None = None) -> None:
     """Serve the simulator with uvicorn (the `meetbot simulator --host --port` command)."""
-    import uvicorn
+    from meetbot.serving import serve
 
     settings = settings or get_settings()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.simulator_host,
-        port=port or settings.simulator_port,
-        log_level=settings.log_level.lower(),
-    )
+    serve(create_app(settings), host or settings.simulator_host, port or settings.simulator_port)
