@@ -10,7 +10,8 @@ import dramatiq
 from meetbot import queue
 from meetbot.settings import Settings
 from workers.actors import declare_actors
-from workers.context import WorkerContext
+from workers.bots.recording import recover_spooled_recordings
+from workers.context import WorkerContext, clean_dead_workers
 
 log = logging.getLogger("meetbot.worker")
 
@@ -36,6 +37,10 @@ class WorkerProcess:
 
     def start(self) -> None:
         if queue.QUEUE_BOTS in self.queues:
+            clean_dead_workers(self.settings.runtime_dir)
+            recovered = recover_spooled_recordings(self.ctx)  # what a crashed predecessor left here
+            if recovered:
+                log.info("recordings recovered from the spool", extra={"count": recovered})
             bots = dramatiq.Worker(self.broker, queues={queue.QUEUE_BOTS}, worker_threads=self.bot_slots)
             bots.queue_prefetch = self.bot_slots  # never hold a bot message that another process could run now
             self.workers.append(bots)

@@ -337,13 +337,17 @@ class PulseAudioServer(Lifecycle):
 # ---------------------------------------------------------------- Xvfb
 
 
+OWNER_ENV = "MEETBOT_OWNER"
+
+
 class XvfbDisplay(Lifecycle):
     """One virtual X display per bot; Xvfb picks a free display number itself (-displayfd)."""
 
-    def __init__(self, width: int, height: int, timeout: float = 10.0) -> None:
+    def __init__(self, width: int, height: int, timeout: float = 10.0, owner: str | None = None) -> None:
         self.width = width
         self.height = height
         self.timeout = timeout
+        self.owner = owner  # tagged into Xvfb's environment (OWNER_ENV) so leftovers can be found later
         self.display: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._err: IO[bytes] | None = None
@@ -357,8 +361,9 @@ class XvfbDisplay(Lifecycle):
         # Chromium runs with --disable-gpu; without GLX, Xvfb loads no Mesa drivers: ~50 MB less per bot.
         args += ["-extension", "GLX"]
         try:
+            env = {**os.environ, OWNER_ENV: self.owner} if self.owner else None
             self.proc, line = spawn_reporting(
-                lambda fd: ["Xvfb", "-displayfd", str(fd), *args], self.timeout, stderr=self._err
+                lambda fd: ["Xvfb", "-displayfd", str(fd), *args], self.timeout, stderr=self._err, env=env
             )
         except BotError:
             self.stop()

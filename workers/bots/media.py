@@ -49,7 +49,7 @@ class BotMedia:
         started = time.monotonic()
         self.spool.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        self.display = XvfbDisplay(s.screen_width, s.screen_height).start()
+        self.display = XvfbDisplay(s.screen_width, s.screen_height, owner=str(self.spool)).start()
         self.sink = self.pulse.create_sink(f"bot{self.bot_id}")
         camera = self._camera_file(bot_image) if bot_image else None
         self.browser = BrowserSession(

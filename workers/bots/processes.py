@@ -112,3 +112,19 @@ def command_name(ref: ProcRef) -> str:
         return Path(f"/proc/{ref.pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def processes_owned_by(owner: str, variable: str = "MEETBOT_OWNER") -> list[ProcRef]:
+    """Live processes whose environment says `variable=owner` (Xvfb's command line names no path)."""
+    needle = f"{variable}={owner}".encode()
+    found: list[ProcRef] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle in environ and (ref := ProcRef.of(int(entry.name))) and ref.alive():
+            found.append(ref)
+    return found

@@ -1,0 +1,93 @@
+"""A worker killed mid-call (SIGKILL): on restart its bot ends FATAL/worker_lost, leaves, and its recording is kept."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import control, free_port, wait_for
+from tests.test_bot_runtime import loud_seconds, probe
+from tests.test_cli import clean_env
+from workers.bots.processes import processes_matching, processes_owned_by
+
+pytestmark = pytest.mark.browser
+
+
+def start_up(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], str | None]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meetbot.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    key = None
+    if "first" in env.get("TEST_RUN", ""):
+        assert proc.stdout is not None
+        while key is None:
+            line = proc.stdout.readline()
+            assert line, "meetbot up exited"
+            match = re.search(r"API key:\s+(mb_\S+)", line)
+            key = match.group(1) if match else None
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _healthy(base), 30, "the API")
+    return proc, key
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_recording_survives_a_killed_worker(tmp_path: Path, simulator: str) -> None:
+    data = tmp_path / "data"
+    env = clean_env(data) | {"MEETBOT_ALLOW_SIMULATOR": "true", "TEST_RUN": "first"}
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api/v1"
+    proc, key = start_up(env, port)
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        body = {"meetingInfo": {"platform": "google", "meetingUrl": f"{simulator}/google/crash-test-1"}}
+        bot_id = httpx.post(f"{api}/bots", json=body, headers=headers).json()["id"]
+        httpx.post(f"{api}/bots/{bot_id}/deploy", headers=headers)
+        wait_for(
+            lambda: httpx.get(f"{api}/bots/{bot_id}", headers=headers).json()["status"] == "IN_CALL", 30, "IN_CALL"
+        )
+        control(simulator, "google", "crash-test-1", action="speak", name="Alice", audio="alice.wav")
+        time.sleep(4)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no cleanup of any kind
+        proc.wait()
+    spool = data / "spool" / str(bot_id)
+    assert processes_matching(str(spool)), "the killed worker's browser and ffmpeg were expected to linger"
+    assert processes_owned_by(str(spool)), "and its Xvfb"
+
+    proc, _ = start_up(env | {"TEST_RUN": "second"}, port)
+    try:
+        bot = wait_for(
+            lambda: (b := httpx.get(f"{api}/bots/{bot_id}", headers=headers).json())["recording"] and b,
+            30,
+            "the recovered recording",
+        )
+        assert bot["status"] == "FATAL"
+        events = httpx.get(f"{api}/bots/{bot_id}/events", headers=headers).json()["events"]
+        assert events[-2]["data"]["sub_code"] == "worker_lost" and events[-1]["type"] == "RECORDING_READY"
+        recording = data / "storage" / bot["recording"]["key"]
+        media = probe(recording)
+        assert media["streams"] == {"audio", "video"} and media["duration"] >= 3
+        assert loud_seconds(recording) >= 1.0
+        assert not processes_matching(str(spool))  # the orphaned browser left the meeting
+        assert not processes_owned_by(str(spool))  # and its X display is gone
+        assert not processes_matching(str(data / "run"))  # and the dead worker's PulseAudio and D-Bus are gone
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
