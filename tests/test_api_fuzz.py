@@ -28,7 +28,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_within_its_schema(case: schemathesis.Case) -> None:
     response = case.call(headers={"Authorization": f"Bearer {API_KEY}"})
     assert response.status_code < 500, response.text

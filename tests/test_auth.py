@@ -104,3 +104,12 @@ def test_sessions_are_per_user(client: TestClient) -> None:
     b = register_and_login(client)
     assert client.get("/users/me", headers=a.headers).json()["email"] == a.email
     assert client.get("/users/me", headers=b.headers).json()["email"] == b.email
+
+
+def test_passwords_are_taken_exactly_as_typed(client: TestClient) -> None:
+    account = register_and_login(client, password="  spaced out  ")
+    assert client.post("/auth/login", json={"email": account.email, "password": "spaced out"}).status_code == 401
+    long_padded = client.post(
+        "/auth/register", json={"email": "pad@example.com", "password": "x" + " " * 300, "name": "Pad"}
+    )
+    assert long_padded.status_code == 422  # the length limit applies to what was sent

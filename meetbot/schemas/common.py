@@ -26,7 +26,6 @@ class ApiModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
-        str_strip_whitespace=True,
         from_attributes=True,
     )
 
