@@ -146,7 +146,7 @@ async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services
         kwargs["query"] = _validate(endpoint.query, dict(request.query_params), "query", context)
     if endpoint.body is not None:
         raw = await _read_body(request, services.settings.max_body_bytes)
-        if raw.strip():
+        if raw:  # no body at all means {}; anything sent must be JSON
             try:
                 data = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
