@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.services import Services
+from meetbot.db.tables import bots
 from meetbot.queue import QUEUE_BOTS
 from tests.conftest import GOOGLE_BOT, Account
 
@@ -237,3 +238,18 @@ def test_logs_endpoint_is_paginated_oldest_first(client: TestClient, alice: Acco
     assert [entry["message"] for entry in logs["logs"]] == ["line 0", "line 1", "line 2"] and logs["total"] == 5
     later = client.get(f"/bots/{bot['id']}/logs", params={"since": iso(timedelta(minutes=5))}, headers=alice.headers)
     assert later.json()["total"] == 0
+
+
+def test_meeting_password_is_never_returned(client: TestClient, alice: Account, services: Services) -> None:
+    body = {
+        "meetingInfo": {"platform": "zoom", "meetingUrl": "https://zoom.us/j/1234567890", "meetingPassword": "s3cr3t"}
+    }
+    bot = create(client, alice, body)
+    assert bot["meetingInfo"]["meetingPassword"] == "********"
+    shown = client.get(f"/bots/{bot['id']}", headers=alice.headers).json()
+    assert "s3cr3t" not in str(shown)
+    # Sending back what GET showed keeps the stored password; a new one replaces it.
+    client.patch(f"/bots/{bot['id']}", json={"meetingInfo": shown["meetingInfo"]}, headers=alice.headers)
+    with services.transaction() as conn:
+        stored = conn.execute(bots.select().where(bots.c.id == bot["id"])).one().config
+    assert stored["meetingInfo"]["meetingPassword"] == "s3cr3t"

@@ -28,6 +28,8 @@ from meetbot.schemas.bots import (
 from meetbot.schemas.bots import BotStatus as S
 from meetbot.schemas.common import seed_validation_errors
 
+SECRET_MASK = "********"
+
 # What a PATCH may still change once a bot is deployed: nothing about the meeting or the bot.
 MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
 
@@ -37,8 +39,14 @@ def bot_from_row(row: sa.Row) -> Bot:
 
 
 def bot_fields(row: sa.Row) -> dict[str, Any]:
-    """The bot resource's fields from its row: the stored settings plus its state columns."""
+    """The bot resource's fields from its row: the stored settings plus its state columns.
+
+    The meeting password is a secret: it is never returned, only shown as set.
+    """
     data: dict[str, Any] = dict(row.config)
+    info = data.get("meetingInfo") or {}
+    if info.get("meetingPassword"):
+        data["meetingInfo"] = {**info, "meetingPassword": SECRET_MASK}
     data.update(
         id=row.id,
         status=row.status,
@@ -90,6 +98,9 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
         raise Conflict("Bot already deployed: only meetingTitle can change now")
     merged = dict(row.config)
     merged.update(patch.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    new_info = merged.get("meetingInfo") or {}
+    if new_info.get("meetingPassword") == SECRET_MASK:  # a client sent back what GET showed: keep the secret
+        new_info["meetingPassword"] = (row.config.get("meetingInfo") or {}).get("meetingPassword")
     try:
         settings = BotSettings.model_validate(merged, context={"allow_simulator": allow_simulator})
     except ValidationError as exc:
