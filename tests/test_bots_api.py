@@ -253,3 +253,9 @@ def test_meeting_password_is_never_returned(client: TestClient, alice: Account, 
     with services.transaction() as conn:
         stored = conn.execute(bots.select().where(bots.c.id == bot["id"])).one().config
     assert stored["meetingInfo"]["meetingPassword"] == "s3cr3t"
+
+
+def test_patch_cannot_move_end_time_into_the_past(client: TestClient, alice: Account) -> None:
+    bot = create(client, alice)
+    response = client.patch(f"/bots/{bot['id']}", json={"endTime": iso(timedelta(minutes=-5))}, headers=alice.headers)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]

@@ -22,7 +22,6 @@ from meetbot.schemas.bots import (
     BotEventQuery,
     BotListQuery,
     BotLogQuery,
-    BotSettings,
     BotUpdate,
 )
 from meetbot.schemas.bots import BotStatus as S
@@ -102,7 +101,7 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
     if new_info.get("meetingPassword") == SECRET_MASK:  # a client sent back what GET showed: keep the secret
         new_info["meetingPassword"] = (row.config.get("meetingInfo") or {}).get("meetingPassword")
     try:
-        settings = BotSettings.model_validate(merged, context={"allow_simulator": allow_simulator})
+        settings = BotCreate.model_validate(merged, context={"allow_simulator": allow_simulator})
     except ValidationError as exc:
         raise ValidationFailed(seed_validation_errors(exc.errors(include_url=False), "body")) from exc
     return conn.execute(

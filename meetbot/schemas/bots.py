@@ -110,13 +110,17 @@ class BotSettings(ApiModel):
     def _times_in_order(self) -> BotSettings:
         if self.start_time and self.end_time and self.start_time >= self.end_time:
             raise ValueError("startTime must be before endTime")
-        if self.end_time and self.end_time <= datetime.now(UTC):
-            raise ValueError("endTime must be in the future")
         return self
 
 
 class BotCreate(BotSettings):
-    pass
+    """The settings a bot is created (or re-validated on PATCH) with: its endTime must still be ahead."""
+
+    @model_validator(mode="after")
+    def _end_in_future(self) -> BotCreate:
+        if self.end_time and self.end_time <= datetime.now(UTC):
+            raise ValueError("endTime must be in the future")
+        return self
 
 
 class BotUpdate(ApiModel):
@@ -156,10 +160,6 @@ class Bot(BotSettings):
     last_heartbeat: UTCTimestamp | None = None
     created_at: UTCTimestamp
     updated_at: UTCTimestamp
-
-    @model_validator(mode="after")
-    def _times_in_order(self) -> Bot:  # stored bots may have times in the past
-        return self
 
 
 class BotList(Page):
