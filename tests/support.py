@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -13,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from meetbot.settings import Settings
@@ -58,6 +62,42 @@ def running_simulator(media: Path, data_dir: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without any MEETBOT_* setting, with its own data dir (and extra settings)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
+    return env | {"MEETBOT_DATA_DIR": str(data_dir), **extra}
+
+
+def api_healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def start_meetbot_up(
+    env: dict[str, str], port: int, *, expect_key: bool, capture_stderr: bool = False
+) -> tuple[subprocess.Popen[str], str | None]:
+    """`meetbot up` as a subprocess, once its API answers; with the API key it printed on a first start."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meetbot.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if capture_stderr else subprocess.DEVNULL,
+        text=True,
+    )
+    key = None
+    if expect_key:
+        assert proc.stdout is not None
+        while key is None:
+            line = proc.stdout.readline()
+            assert line, "meetbot up exited without printing an API key"
+            match = re.search(r"API key:\s+(mb_\S+)", line)
+            key = match.group(1) if match else None
+    wait_for(lambda: api_healthy(f"http://127.0.0.1:{port}"), 30, "the API")
+    return proc, key
 
 
 def control(base: str, platform: str, meeting_id: str, **body: Any) -> dict[str, Any]:

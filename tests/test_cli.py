@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import api_healthy, clean_env, free_port, start_meetbot_up, wait_for
 
 
 def meetbot(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -26,38 +18,12 @@ def meetbot(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
     )
 
 
-def clean_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
-    env["MEETBOT_DATA_DIR"] = str(data_dir)
-    return env
-
-
 def test_up_prints_a_working_key_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(tmp_path / "data")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meetbot.cli", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, key = start_meetbot_up(env, port, expect_key=True, capture_stderr=True)
     try:
-        key = None
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        while key is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            match = re.search(r"API key:\s+(mb_\S+)", line)
-            key = match.group(1) if match else None
-        assert key, "meetbot up printed no API key"
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         headers = {"Authorization": f"Bearer {key}"}
         created = httpx.post(
             f"{base}/api/v1/bots",
@@ -104,14 +70,9 @@ def test_simulator_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        state = None
-        for _ in range(100):
-            try:
-                state = httpx.get(f"http://127.0.0.1:{port}/control/zoom/123456789").json()
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert state is not None and state["meetingId"] == "123456789" and state["ended"] is False
+        wait_for(lambda: api_healthy(f"http://127.0.0.1:{port}"), 30, "the simulator")
+        state = httpx.get(f"http://127.0.0.1:{port}/control/zoom/123456789").json()
+        assert state["meetingId"] == "123456789" and state["ended"] is False
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)

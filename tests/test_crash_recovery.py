@@ -2,58 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import control, free_port, wait_for
+from tests.support import clean_env, control, free_port, start_meetbot_up, wait_for
 from tests.test_bot_runtime import loud_seconds, probe
-from tests.test_cli import clean_env
 from workers.bots.processes import processes_matching, processes_owned_by
 
 pytestmark = pytest.mark.browser
 
 
-def start_up(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], str | None]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meetbot.cli", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    key = None
-    if "first" in env.get("TEST_RUN", ""):
-        assert proc.stdout is not None
-        while key is None:
-            line = proc.stdout.readline()
-            assert line, "meetbot up exited"
-            match = re.search(r"API key:\s+(mb_\S+)", line)
-            key = match.group(1) if match else None
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _healthy(base), 30, "the API")
-    return proc, key
-
-
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def test_recording_survives_a_killed_worker(tmp_path: Path, simulator: str) -> None:
     data = tmp_path / "data"
-    env = clean_env(data) | {"MEETBOT_ALLOW_SIMULATOR": "true", "TEST_RUN": "first"}
+    env = clean_env(data, MEETBOT_ALLOW_SIMULATOR="true")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api/v1"
-    proc, key = start_up(env, port)
+    proc, key = start_meetbot_up(env, port, expect_key=True)
     headers = {"Authorization": f"Bearer {key}"}
     try:
         body = {"meetingInfo": {"platform": "google", "meetingUrl": f"{simulator}/google/crash-test-1"}}
@@ -71,7 +39,7 @@ def test_recording_survives_a_killed_worker(tmp_path: Path, simulator: str) -> N
     assert processes_matching(str(spool)), "the killed worker's browser and ffmpeg were expected to linger"
     assert processes_owned_by(str(spool)), "and its Xvfb"
 
-    proc, _ = start_up(env | {"TEST_RUN": "second"}, port)
+    proc, _ = start_meetbot_up(env, port, expect_key=False)
     try:
         bot = wait_for(
             lambda: (b := httpx.get(f"{api}/bots/{bot_id}", headers=headers).json())["recording"] and b,
