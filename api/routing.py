@@ -161,7 +161,7 @@ def _render(endpoint: Endpoint, result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if result is None:
-        return Response(status_code=204 if endpoint.status == 204 else endpoint.status)
+        return Response(status_code=endpoint.status)
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json", by_alias=True)
     return JSONResponse(result, status_code=endpoint.status)

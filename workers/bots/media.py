@@ -19,6 +19,7 @@ from workers.bots.recorder import Recorder
 
 log = logging.getLogger("meetbot.bot")
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+SPOOL_RECORDING = "recording.mp4"  # the file ffmpeg writes in a bot's spool folder
 
 
 class BotMedia:
@@ -42,7 +43,7 @@ class BotMedia:
         self.sink: NullSink | None = None
         self.browser: BrowserSession | None = None
         self.recorder: Recorder | None = None
-        self.recording_path = self.spool / "recording.mp4"
+        self.recording_path = self.spool / SPOOL_RECORDING
         self.recording_started_at: float | None = None  # epoch seconds of the recording's media time 0
 
     def start(self, bot_image: str | None) -> None:

@@ -16,6 +16,7 @@ from meetbot.domain import bot_states
 from meetbot.schemas.bots import BotStatus as S
 from meetbot.schemas.bots import Recording
 from meetbot.storage import recording_key
+from workers.bots.media import SPOOL_RECORDING
 from workers.bots.processes import kill_all, processes_matching, processes_owned_by
 from workers.bots.recorder import probe_media
 from workers.bots.reporting import BotReporter
@@ -84,7 +85,7 @@ def recover_spooled_recordings(ctx: WorkerContext) -> int:
             with ctx.engine.begin() as conn:
                 reason = "Its worker process died"
                 bot_states.transition(conn, bot_id, S.FATAL, "worker_lost", reason, left_at=now_utc())
-        file = folder / "recording.mp4"
+        file = folder / SPOOL_RECORDING
         if (
             not (file.is_file() and file.stat().st_size > 0)
             or S(row.status) not in bot_states.FINISHED | bot_states.RUNNING

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,18 +75,16 @@ class Heartbeat(threading.Thread):
             conn.execute(bots.update().where(bots.c.id == self.bot_id).values(last_heartbeat=now_utc()))
 
     def run(self) -> None:
-        next_beat = 0.0
-        elapsed = 0.0
+        next_beat = 0.0  # the first check also beats
         while not self._stop_event.wait(self.check_interval):
-            elapsed += self.check_interval
             try:
                 with self.engine.connect() as conn:
                     flagged = conn.execute(sa.select(bots.c.kill_requested_at).where(bots.c.id == self.bot_id)).scalar()
                 if flagged is not None:
                     self.kill.set()
-                if elapsed >= next_beat:
+                if time.monotonic() >= next_beat:
                     self.beat()
-                    next_beat = elapsed + self.interval
+                    next_beat = time.monotonic() + self.interval
             except sa.exc.SQLAlchemyError:
                 log.exception("heartbeat failed", extra={"bot_id": self.bot_id})
 

@@ -206,7 +206,7 @@ class BotRunner:
             self.report.event("PARTICIPANT_LEAVE", {"name": name})
         if state.active_speaker != self.speaker:
             self.speaker = state.active_speaker
-            self.report.event("ACTIVE_SPEAKER", {"name": self.speaker, "at": now_utc().isoformat()})
+            self.report.event("ACTIVE_SPEAKER", {"name": self.speaker})  # its createdAt is when
 
     # --- finish -----------------------------------------------------------------------------
 
