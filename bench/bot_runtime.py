@@ -119,6 +119,26 @@ def bot_processes(me: int) -> list[ProcRef]:
     return [r for r in descendants(me) if command_name(r) not in SHARED] + ([own] if own else [])
 
 
+def process_kind(ref: ProcRef) -> str:
+    """A process's command name, with Chromium's --type (renderer, gpu-process, utility...) when it has one."""
+    try:
+        args = Path(f"/proc/{ref.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return command_name(ref)
+    kinds = [a.removeprefix("--type=") for a in args if a.startswith("--type=")]
+    subtypes = [a.removeprefix("--utility-sub-type=").split(".")[-1] for a in args if a.startswith("--utility-sub")]
+    return "/".join([command_name(ref), *kinds, *subtypes])
+
+
+def pss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
+    """MB of PSS per process kind, largest first."""
+    totals: dict[str, int] = {}
+    for ref in refs:
+        kind = process_kind(ref)
+        totals[kind] = totals.get(kind, 0) + pss_bytes([ref])
+    return {k: round(v / 2**20, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
 def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
     """(frames, frames missing): gaps in the video timestamps longer than 1.5 frame intervals."""
     out = subprocess.run(
@@ -148,6 +168,7 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
         time.sleep(2)
         pss_samples.append(pss_bytes(r for r in descendants(me) if command_name(r) not in SHARED))
     elapsed = time.monotonic() - started
+    breakdown = pss_by_kind([r for r in descendants(me) if command_name(r) not in SHARED])
     cores = (cpu_seconds(bot_processes(me)) - before) / elapsed
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
@@ -163,6 +184,7 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
         "cpu_cores_per_bot": round(cores / count, 3),
         "pss_mb_per_bot": round(statistics.median(pss_samples) / count / 2**20, 1),
         "dropped_frames_worst_pct": round(100 * max(gaps), 2),
+        "pss_mb_by_process_kind": breakdown,
     }
 
 
