@@ -121,8 +121,8 @@ def bot_processes(me: int) -> list[ProcRef]:
 
 def process_kind(ref: ProcRef) -> str:
     """A process's command name, with Chromium's --type (renderer, gpu-process, utility...) when it has one."""
-    try:
-        args = Path(f"/proc/{ref.pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    try:  # Chromium rewrites its title, so its arguments may arrive space-joined
+        args = Path(f"/proc/{ref.pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
     except OSError:
         return command_name(ref)
     kinds = [a.removeprefix("--type=") for a in args if a.startswith("--type=")]
