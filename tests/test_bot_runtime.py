@@ -22,7 +22,7 @@ from meetbot.db import migrate
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.conftest import Account, make_settings, register_and_login
-from tests.support import control, wait_for
+from tests.support import control, free_port, wait_for
 from workers.process import WorkerProcess
 
 pytestmark = pytest.mark.browser
@@ -253,6 +253,21 @@ def test_meeting_not_found_is_fatal(runtime: Runtime) -> None:
     bot = runtime.wait_status(bot_id, "FATAL", timeout=20)
     assert runtime.status_path(bot_id)[-1] == ("FATAL", "meeting_not_found")
     assert bot["deploymentError"]
+
+
+def test_unreachable_meeting_is_fatal_with_its_reason(runtime: Runtime) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    response = runtime.client.post(
+        "/bots",
+        json={"meetingInfo": {"platform": "teams", "meetingUrl": f"{closed}/teams/19abc"}},
+        headers=runtime.account.headers,
+    )
+    bot_id = response.json()["id"]
+    runtime.deploy(bot_id)
+    bot = runtime.wait_status(bot_id, "FATAL", timeout=20)
+    assert runtime.status_path(bot_id)[-1] == ("FATAL", "meeting_unreachable")
+    assert "ERR_CONNECTION_REFUSED" in bot["deploymentError"]
+    assert "Session info" not in bot["deploymentError"]
 
 
 def test_two_bots_in_two_meetings_keep_their_audio_apart(runtime: Runtime) -> None:

@@ -16,6 +16,17 @@ from workers.context import WorkerContext, clean_dead_workers
 log = logging.getLogger("meetbot.worker")
 
 
+class _SecondWorkerNotice(logging.Filter):
+    """Hides Dramatiq's warning that a broker got a second worker's middleware.
+
+    Bots and short jobs run in two Worker objects on one broker on purpose (a bot holds its thread for
+    the whole meeting); each worker consumes only its own whitelisted queues, so the warning is noise.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_WorkerMiddleware" not in record.getMessage()
+
+
 class WorkerProcess:
     """Consumes `queues`; bots get their own worker threads (one per bot slot) apart from short jobs."""
 
@@ -24,6 +35,7 @@ class WorkerProcess:
     ) -> None:
         self.settings = settings
         self.broker = broker
+        broker.logger.addFilter(_SecondWorkerNotice())
         self.queues = set(queues or queue.QUEUES)
         unknown = self.queues - set(queue.QUEUES)
         if unknown:

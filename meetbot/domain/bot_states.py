@@ -38,6 +38,7 @@ SUB_CODES = frozenset(
         "max_duration_reached",
         "killed",
         "meeting_not_found",
+        "meeting_unreachable",
         "sign_in_required",
         "worker_lost",
         "internal_error",

@@ -273,7 +273,9 @@ class WebClientAdapter(PlatformAdapter):
         try:
             self.driver.get(url)
         except WebDriverException as exc:
-            raise BotError(f"Could not open {url}: {exc.msg}", sub_code="internal_error") from exc
+            # net::ERR_NAME_NOT_RESOLVED, ERR_CONNECTION_REFUSED...: the first line says it; the rest is driver noise
+            reason = (exc.msg or type(exc).__name__).splitlines()[0]
+            raise BotError(f"Could not open {url}: {reason}", sub_code="meeting_unreachable") from exc
         flow = _JoinFlow()
         last = ""
         while time.monotonic() < deadline:
