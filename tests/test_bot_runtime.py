@@ -36,9 +36,12 @@ class Runtime:
     settings: Settings
     simulator: str
 
-    def create(self, platform: str, query: str = "", **extra: Any) -> tuple[int, str]:
-        meeting_id = f"m{uuid.uuid4().hex[:8]}"
-        url = f"{self.simulator}/{platform}/{meeting_id}" + (f"?{query}" if query else "")
+    def create(
+        self, platform: str, query: str = "", meeting_id: str = "", site: str = "", **extra: Any
+    ) -> tuple[int, str]:
+        """A bot for a meeting on the simulator (or on `site`), a fresh meeting id unless one is given."""
+        meeting_id = meeting_id or f"m{uuid.uuid4().hex[:8]}"
+        url = f"{site or self.simulator}/{platform}/{meeting_id}" + (f"?{query}" if query else "")
         body = {"meetingInfo": {"platform": platform, "meetingUrl": url}, "botDisplayName": "Notetaker", **extra}
         response = self.client.post("/bots", json=body, headers=self.account.headers)
         assert response.status_code == 201, response.text
@@ -243,12 +246,7 @@ def test_everyone_left(runtime: Runtime) -> None:
 
 
 def test_meeting_not_found_is_fatal(runtime: Runtime) -> None:
-    response = runtime.client.post(
-        "/bots",
-        json={"meetingInfo": {"platform": "google", "meetingUrl": f"{runtime.simulator}/google/notfound"}},
-        headers=runtime.account.headers,
-    )
-    bot_id = response.json()["id"]
+    bot_id, _ = runtime.create("google", meeting_id="notfound")
     runtime.deploy(bot_id)
     bot = runtime.wait_status(bot_id, "FATAL", timeout=20)
     assert runtime.status_path(bot_id)[-1] == ("FATAL", "meeting_not_found")
@@ -256,13 +254,7 @@ def test_meeting_not_found_is_fatal(runtime: Runtime) -> None:
 
 
 def test_unreachable_meeting_is_fatal_with_its_reason(runtime: Runtime) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    response = runtime.client.post(
-        "/bots",
-        json={"meetingInfo": {"platform": "teams", "meetingUrl": f"{closed}/teams/19abc"}},
-        headers=runtime.account.headers,
-    )
-    bot_id = response.json()["id"]
+    bot_id, _ = runtime.create("teams", site=f"http://127.0.0.1:{free_port()}")  # nothing listens there
     runtime.deploy(bot_id)
     bot = runtime.wait_status(bot_id, "FATAL", timeout=20)
     assert runtime.status_path(bot_id)[-1] == ("FATAL", "meeting_unreachable")
