@@ -81,7 +81,14 @@ class WorkerProcess:
         log.info("worker stopping")
         self.ctx.shutdown.set()
         self._clock_stop.set()
-        for worker in self.workers:
-            worker.stop(timeout=int(timeout_s * 1000))
+        # Side by side: each Dramatiq worker waits out its consumers' poll, so one after another adds up.
+        stoppers = [
+            threading.Thread(target=worker.stop, kwargs={"timeout": int(timeout_s * 1000)}, name="worker-stop")
+            for worker in self.workers
+        ]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         self.ctx.close()
         log.info("worker stopped")
