@@ -45,6 +45,9 @@ def _adapter(platform: str, url: str, password: str | None = None) -> PlatformAd
         ("https://us05web.zoom.us/j/84335626851?pwd=abc.1", None, "https://app.zoom.us/wc/84335626851/join?pwd=abc.1"),
         ("https://zoom.us/j/1234567890", "s3cret", "https://app.zoom.us/wc/1234567890/join?pwd=s3cret"),
         ("https://zoom.us/j/1234567890", None, "https://app.zoom.us/wc/1234567890/join"),
+        ("https://acme.zoom.us/w/98765432101?tk=t", None, "https://app.zoom.us/wc/98765432101/join?tk=t"),
+        ("https://zoom.us/s/1234567890", None, "https://app.zoom.us/wc/1234567890/join"),
+        ("https://zoom.us/my/acme.room", None, "https://zoom.us/my/acme.room"),  # vanity: its launcher page
         ("https://app.zoom.us/wc/1234567890/join?pwd=x", None, "https://app.zoom.us/wc/1234567890/join?pwd=x"),
         ("http://127.0.0.1:8100/zoom/123?pwd=x", None, "http://127.0.0.1:8100/zoom/123?pwd=x"),
     ],
@@ -145,11 +148,13 @@ def test_waiting_room_admit_participants_speech_removed(driver: WebDriver, simul
     adapter, mid = _join(driver, simulator, platform, "waiting_room=1")
     assert adapter.read_state().phase == Phase.WAITING_ROOM
     bot = _control(simulator, platform, mid)["bots"][0]
-    assert bot == {"name": "MeetBot", "state": "waiting", "micOn": False, "cameraOn": False}
+    assert bot == {"name": "MeetBot", "state": "waiting", "micOn": False, "cameraOn": False, "computerAudio": False}
 
     _control(simulator, platform, mid, action="admit")
     state = _wait_state(adapter, lambda s: s.phase == Phase.IN_CALL)
     assert state.participants == ()  # the bot itself is not listed
+    # It hears the call: on Zoom only once the adapter answers the "Join Audio by Computer" dialog.
+    _wait_state(adapter, lambda _s: _control(simulator, platform, mid)["bots"][0]["computerAudio"])
 
     _control(simulator, platform, mid, action="join", name="Alice")
     _wait_state(adapter, lambda s: s.participants == ("Alice",))
@@ -185,6 +190,38 @@ def test_ended(driver: WebDriver, simulator: str, platform: str) -> None:
     _control(simulator, platform, mid, action="end")
     state = _wait_state(adapter, lambda s: s.phase != Phase.IN_CALL)
     assert state.phase == Phase.ENDED
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_end_sentences_in_the_call_do_not_end_it(driver: WebDriver, simulator: str, platform: str) -> None:
+    """A chat toast or caption saying "Meeting ended" while the call's controls show is not the end screen."""
+    adapter, mid = _join(driver, simulator, platform)
+    assert adapter.read_state().phase == Phase.IN_CALL
+    toast = "Alice: Meeting ended? Call ended! You've been removed from the meeting. The meeting has ended"
+    # Inside the call's own view, so that it goes with the call like a real toast.
+    driver.execute_script(
+        "const d = document.createElement('div'); d.textContent = arguments[0];"
+        "document.getElementById('app').appendChild(d);",
+        toast,
+    )
+    assert adapter.read_state().phase == Phase.IN_CALL
+    _control(simulator, platform, mid, action="end")
+    assert _wait_state(adapter, lambda s: s.phase != Phase.IN_CALL).phase == Phase.ENDED
+
+
+@pytest.mark.browser
+def test_zoom_client_inside_an_iframe(driver: WebDriver, simulator: str) -> None:
+    """Zoom's web app serves the client in a same-origin iframe: join, follow and leave it there."""
+    adapter, mid = _join(driver, simulator, "zoom", "iframe=1&waiting_room=1")
+    assert adapter.read_state().phase == Phase.WAITING_ROOM
+    _control(simulator, "zoom", mid, action="admit")
+    _wait_state(adapter, lambda s: s.phase == Phase.IN_CALL)
+    _control(simulator, "zoom", mid, action="join", name="Alice")
+    _wait_state(adapter, lambda s: s.participants == ("Alice",))
+    assert _control(simulator, "zoom", mid)["bots"][0]["computerAudio"] is True
+    adapter.leave()
+    _wait_control(simulator, "zoom", mid, lambda c: c["bots"][0]["state"] == "left")
 
 
 @pytest.mark.browser

@@ -103,6 +103,15 @@ def test_special_meeting_ids_show_their_screen(client: TestClient, mid: str) -> 
         assert page_config(client.get(f"/{platform}/{mid}").text)["screen"] == mid
 
 
+def test_zoom_iframe_option_wraps_the_client(client: TestClient) -> None:
+    outer = client.get("/zoom/123?iframe=1&waiting_room=1&speaker=A%26B").text
+    assert (
+        '<iframe id="webclient" class="pwa-webclient__iframe" src="/zoom/123?waiting_room=1&amp;speaker=A%26B"' in outer
+    )
+    assert "sim-config" not in outer
+    assert page_config(client.get("/zoom/123?waiting_room=1&speaker=A%26B").text)["speaker"] == "A&B"
+
+
 def test_zoom_passcode_option(client: TestClient) -> None:
     assert page_config(client.get("/zoom/123?passcode=42").text)["passcode"] == "42"
     assert page_config(client.get("/zoom/123?passcode=42&pwd=42").text)["passcode"] is None
@@ -161,14 +170,16 @@ def test_waiting_room_admit_speech_and_removal(client: TestClient) -> None:
     cid = view["clientId"]
     assert view["screen"] == "prejoin"
     assert control(client, "google", "m1")["bots"] == [
-        {"name": "", "state": "prejoin", "micOn": True, "cameraOn": True}
+        {"name": "", "state": "prejoin", "micOn": True, "cameraOn": True, "computerAudio": False}
     ]
 
     view = event(client, "google", "m1", cid, type="join", name="Bot", micOn=False, cameraOn=False)
     assert view["screen"] == "waiting"
     state = control(client, "google", "m1")
     assert state["inWaitingRoom"] is True and state["botPresent"] is False
-    assert state["bots"] == [{"name": "Bot", "state": "waiting", "micOn": False, "cameraOn": False}]
+    assert state["bots"] == [
+        {"name": "Bot", "state": "waiting", "micOn": False, "cameraOn": False, "computerAudio": False}
+    ]
 
     state = control(client, "google", "m1", action="admit")
     assert state["botPresent"] is True and state["inWaitingRoom"] is False
@@ -279,11 +290,12 @@ def test_devices_event_and_stale_pages(client: TestClient, monkeypatch: pytest.M
     register(client, "google", "g3")  # a page that never joins
     event(client, "google", "g3", cid, type="join", name="Bot")
     event(client, "google", "g3", cid, type="devices", micOn=False, cameraOn=True)
+    event(client, "google", "g3", cid, type="audio")
     bots = control(client, "google", "g3")["bots"]
-    assert bots[0] == {"name": "Bot", "state": "in_call", "micOn": False, "cameraOn": True}
+    assert bots[0] == {"name": "Bot", "state": "in_call", "micOn": False, "cameraOn": True, "computerAudio": True}
     monkeypatch.setattr(sim_state, "STALE_SECONDS", -1.0)
     assert control(client, "google", "g3")["bots"] == [
-        {"name": "Bot", "state": "left", "micOn": False, "cameraOn": True}
+        {"name": "Bot", "state": "left", "micOn": False, "cameraOn": True, "computerAudio": True}
     ]
 
 

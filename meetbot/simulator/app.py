@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -93,6 +94,8 @@ class Simulator:
             options = self.page_options(request, platform)
         except SimulatorError as exc:
             return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
+        if platform == "zoom" and request.query_params.get("iframe", "").lower() in TRUE_VALUES:
+            return self.framed_page(request)
         screen = SPECIAL_SCREENS.get(meeting_id.lower(), "")
         if launcher and not screen:
             screen = "launcher"
@@ -106,6 +109,13 @@ class Simulator:
             **options,
         }
         html = _template("page.html", platform=platform, config=_json_for_script(config))
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def framed_page(self, request: Request) -> Response:
+        """Zoom's progressive web app: the web client inside a same-origin iframe (PLATFORMS.md)."""
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "iframe"])
+        src = request.url.path + (f"?{query}" if query else "")
+        html = _template("frame.html", src=html_escape(src, quote=True))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def index(self, request: Request) -> Response:

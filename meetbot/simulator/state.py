@@ -42,6 +42,7 @@ class BotClient:
     state: str = "prejoin"  # prejoin | waiting | in_call | denied | removed | left
     mic_on: bool = True
     camera_on: bool = True
+    computer_audio: bool = False  # joined the call's audio (hears the speech)
     last_seen: float = field(default_factory=time.monotonic)
     in_call_since: float = 0.0
 
@@ -153,7 +154,13 @@ class SimulatorState:
             "botPresent": any(c.state == "in_call" for c in meeting.clients.values()),
             "inWaitingRoom": any(c.state == "waiting" for c in meeting.clients.values()),
             "bots": [
-                {"name": c.name, "state": c.state, "micOn": c.mic_on, "cameraOn": c.camera_on}
+                {
+                    "name": c.name,
+                    "state": c.state,
+                    "micOn": c.mic_on,
+                    "cameraOn": c.camera_on,
+                    "computerAudio": c.computer_audio,
+                }
                 for c in meeting.clients.values()
             ],
             "participants": list(meeting.participants),
@@ -241,6 +248,8 @@ class SimulatorState:
             elif kind == "devices":
                 client.mic_on = bool(event.get("micOn", client.mic_on))
                 client.camera_on = bool(event.get("cameraOn", client.camera_on))
+            elif kind == "audio":
+                client.computer_audio = client.state == "in_call"
             elif kind == "speech":
                 self._page_speech(meeting, client, event)
             else:

@@ -163,7 +163,8 @@ class BotRunner:
             if outcome:
                 return outcome
             if self.phase == Phase.IN_CALL:
-                self._on_people(state, obs, now, patterns)
+                if state.phase == Phase.IN_CALL:  # a read that missed the call's page says nothing of who left
+                    self._on_people(state, obs, now, patterns)
                 decision = rules.in_call(obs, now, now_utc(), media.seconds_since_sound())
             else:
                 decision = rules.before_admission(obs, now)

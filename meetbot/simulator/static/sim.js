@@ -4,7 +4,7 @@
 window.Sim = (() => {
   const cfg = JSON.parse(document.getElementById("sim-config").textContent);
   const base = `/client/${cfg.platform}/${encodeURIComponent(cfg.meetingId)}`;
-  const local = { name: "", passcode: "", mic: true, cam: true, panel: false, popup: !!cfg.popup, error: "" };
+  const local = { name: "", passcode: "", mic: true, cam: true, panel: false, popup: !!cfg.popup, error: "", audio: false };
   const speech = { el: null, id: null, name: null, started: new Set() };
   let ui = null;
   let view = null;
@@ -65,7 +65,10 @@ window.Sim = (() => {
       shownKey = key;
       render(v.screen, v);
     }
-    if (v.screen === "in_call") updatePeople(v.participants);
+    if (v.screen === "in_call") {
+      if (!local.audio && !ui.audioDialog) joinAudio(); // this platform hears the call without asking
+      updatePeople(v.participants);
+    }
     syncSpeech(v);
   }
 
@@ -87,8 +90,16 @@ window.Sim = (() => {
     return "/media/" + path.split("/").map(encodeURIComponent).join("/");
   }
 
+  // Computer audio: a guest hears the call only once joined to it (Zoom asks first, in a dialog).
+  function joinAudio() {
+    if (local.audio) return;
+    local.audio = true;
+    document.querySelectorAll("[data-audio-prompt]").forEach((el) => el.remove());
+    send({ type: "audio" });
+  }
+
   function syncSpeech(v) {
-    const want = v.screen === "in_call" ? v.speech : null;
+    const want = v.screen === "in_call" && local.audio ? v.speech : null;
     if (speech.id !== null && (!want || want.id !== speech.id)) stopSpeech(false);
     if (!want || speech.started.has(want.id)) return;
     speech.started.add(want.id);
@@ -152,6 +163,11 @@ window.Sim = (() => {
       if (view) sendJoin(); // else: sent once the page has registered
     },
     leave: () => send({ type: "leave" }),
+    "join-audio": () => joinAudio(),
+    "audio-dialog": () => {
+      const dialog = slot("audio-dialog");
+      if (dialog && !local.audio && ui.audioDialog) dialog.innerHTML = ui.audioDialog();
+    },
     "leave-menu": () => {
       const menu = slot("leave-menu");
       if (menu) menu.innerHTML = menu.innerHTML ? "" : ui.leaveMenu();

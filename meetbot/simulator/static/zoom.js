@@ -16,6 +16,14 @@
       </div>
     </div>`;
 
+  // Zoom's audio dialog: the guest hears nothing until it joins computer audio.
+  const audioDialog = () => `
+    <div class="zm-modal join-dialog" role="dialog" aria-label="Join Audio" data-audio-prompt>
+      <div class="zm-modal-body-title">Join Audio</div>
+      <button type="button" class="zm-btn join-audio-by-voip__join-btn zm-btn--primary" data-act="join-audio">
+        Join Audio by Computer</button>
+    </div>`;
+
   const page = (title, body) => `<div class="zm-page"><h1>${title}</h1>${body ? `<p>${body}</p>` : ""}</div>`;
 
   Sim.start({
@@ -63,7 +71,14 @@
             <div data-slot="roster"></div>
           </div>
           <div data-slot="leave-menu" class="zm-leave-slot"></div>
+          <div data-slot="audio-dialog">${s.audio ? "" : audioDialog()}</div>
           <div id="wc-footer" class="footer">
+            ${
+              s.audio
+                ? ""
+                : `<button type="button" class="${FOOTER_BTN} join-audio-container__btn" data-audio-prompt
+                    data-act="audio-dialog" aria-label="Join Audio">Join Audio</button>`
+            }
             <button type="button" class="${FOOTER_BTN}" data-act="mic" aria-label="${s.mic ? "Mute" : "Unmute"}">
               ${s.mic ? "Mute" : "Unmute"}</button>
             <button type="button" class="${FOOTER_BTN}" data-act="cam"
@@ -95,6 +110,7 @@
         <p>We use cookies to improve your experience.</p>
         <button type="button" id="onetrust-accept-btn-handler" data-act="dismiss">Accept Cookies</button>
       </div></div>`,
+    audioDialog,
     leaveMenu: () => `
       <div class="leave-meeting-options">
         <button type="button" class="zm-btn leave-meeting-options__btn leave-meeting-options__btn--danger" aria-label=""

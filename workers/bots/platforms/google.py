@@ -35,6 +35,7 @@ TABLE = Table(
         Loc("body", "Your host ended the meeting for everyone"),  # [1x, A]
         Loc("body", "Meeting ended"),  # [V, B]
         Loc("body", "Call ended"),  # [V, B]
+        Loc("button", "Return to home screen"),  # on every after-call screen [nx: M, B, V]
     ),
     left=(Loc("body", "You left the meeting"),),  # after leaving [nx: A, V]
     not_found=(

@@ -11,6 +11,7 @@ from selenium.common.exceptions import (
     ElementClickInterceptedException,
     ElementNotInteractableException,
     JavascriptException,
+    NoSuchFrameException,
     StaleElementReferenceException,
     WebDriverException,
 )
@@ -67,10 +68,11 @@ class Table:
     join_button: tuple[Loc, ...]
     mic_on: tuple[Loc, ...]  # the mic toggle as shown while the mic is ON (a click turns it off)
     camera_on: tuple[Loc, ...]
+    frame: tuple[Loc, ...] = ()  # an iframe that holds the whole client (entered before every probe)
     launcher: tuple[Loc, ...] = ()  # "continue in the browser" step before the pre-join page
     popups: tuple[Loc, ...] = ()  # dismissed when they appear, never required
     passcode_input: tuple[Loc, ...] = ()
-    # Screens, in precedence order (first match wins)
+    # Screens: first match wins, in the order of payload() below
     removed: tuple[Loc, ...] = ()
     denied: tuple[Loc, ...] = ()
     ended: tuple[Loc, ...] = ()
@@ -87,6 +89,7 @@ class Table:
     people_button: tuple[Loc, ...] = ()
     speaking: tuple[Speaking, ...] = ()
     self_names: tuple[str, ...] = ("You",)  # how the page may name the bot itself
+    call_prompts: tuple[Loc, ...] = ()  # clicked when they appear in the call (e.g. join computer audio)
     # Leaving
     leave_button: tuple[Loc, ...] = ()
     leave_confirm: tuple[Loc, ...] = ()
@@ -94,19 +97,25 @@ class Table:
     def payload(self) -> dict[str, Any]:
         """The table as the probe script's argument."""
         data = dataclasses.asdict(self)
+        # (table key, phase, is an end/error screen). Error pages first: they may share an after-call
+        # screen's buttons (Meet's "Return to home screen"). A bot wall may offer "Sign in to join", so
+        # blocked goes before sign_in. A lobby may already show call controls (Meet's Leave [nx: S, V],
+        # Zoom's footer [1x, S]), so waiting goes before in_call; a waiting sentence read in the call is
+        # ignored by the runner.
         order = (
-            ("removed", Phase.REMOVED),
-            ("denied", Phase.DENIED),
-            ("ended", Phase.ENDED),
-            ("left", Phase.ENDED),
-            ("not_found", Phase.NOT_FOUND),
-            ("sign_in", Phase.SIGN_IN_REQUIRED),
-            ("blocked", Phase.BLOCKED),
-            ("in_call", Phase.IN_CALL),
-            ("waiting", Phase.WAITING_ROOM),
-            ("prejoin", Phase.PREJOIN),
+            ("not_found", Phase.NOT_FOUND, True),
+            ("blocked", Phase.BLOCKED, True),
+            ("sign_in", Phase.SIGN_IN_REQUIRED, True),
+            ("removed", Phase.REMOVED, True),
+            ("denied", Phase.DENIED, True),
+            ("ended", Phase.ENDED, True),
+            ("left", Phase.ENDED, True),
+            ("waiting", Phase.WAITING_ROOM, False),
+            ("in_call", Phase.IN_CALL, False),
+            ("prejoin", Phase.PREJOIN, False),
         )
-        data["phases"] = [[str(phase), data.pop(key)] for key, phase in order]
+        data["call_controls"] = data["in_call"]
+        data["phases"] = [[str(phase), data.pop(key), screen] for key, phase, screen in order]
         return data
 
 
@@ -135,10 +144,13 @@ const find = (locs) => {
 };
 const first = (locs) => { const hit = find(locs); return hit ? hit[0] : null; };
 if (mode === 'find') return document.body ? first(arguments[3]) : null;
-const out = {phase: 'unknown', detail: '', participants: [], activeSpeaker: null};
+const out = {phase: 'unknown', detail: '', participants: [], activeSpeaker: null, prompted: null};
 if (!document.body) return out;
-for (const [phase, locs] of T.phases) {
-  const hit = find(locs);
+// While the call's controls are visible, a sentence anywhere on the page (a chat toast, a caption) is not
+// an end screen: only the screens' own elements (a modal title, an aria-label) count then.
+const controls = !!find(T.call_controls.map((L) => Object.assign({}, L, {shown: true})));
+for (const [phase, locs, screen] of T.phases) {
+  const hit = find(screen && controls ? locs.filter((L) => !(L.css === 'body' && L.text)) : locs);
   if (hit) { out.phase = phase; out.detail = hit[1].text || hit[1].css; break; }
 }
 const selfNames = new Set([me, ...T.self_names.map(low)]);
@@ -157,6 +169,12 @@ if (out.phase === 'in_call') {
   if (T.people_button.length && tries.n < 3 && Date.now() - tries.at > 5000 && !find(T.people_panel)) {
     const button = first(T.people_button);
     if (button) { tries.n += 1; tries.at = Date.now(); button.click(); }
+  }
+  // Prompts the call raises (join computer audio...): clicked when seen, at most 10 times, 1 s apart.
+  const asked = window.__meetbotPrompts || (window.__meetbotPrompts = {n: 0, at: 0});
+  if (T.call_prompts.length && asked.n < 10 && Date.now() - asked.at > 1000) {
+    const hit = find(T.call_prompts);
+    if (hit) { asked.n += 1; asked.at = Date.now(); out.prompted = hit[1].text || hit[1].css; hit[0].click(); }
   }
   const seen = new Set();
   for (const src of T.participants) {
@@ -225,7 +243,25 @@ class WebClientAdapter(PlatformAdapter):
         return state
 
     def probe(self, mode: str = "state") -> dict[str, Any]:
-        return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, mode)
+        self.enter_client_frame()
+        raw = self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, mode)
+        if raw and raw.get("prompted"):
+            self.log(f"{self.platform}: answered the call's prompt ({raw['prompted']})")
+        return raw
+
+    def enter_client_frame(self) -> None:
+        """Point the driver at the iframe that holds the client, when the table names one and it is there."""
+        if not self.table.frame:
+            return
+        self.driver.switch_to.default_content()
+        payload = [dataclasses.asdict(loc) for loc in self.table.frame]
+        frame = self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, "find", payload)
+        if frame is None:
+            return
+        try:
+            self.driver.switch_to.frame(frame)
+        except (NoSuchFrameException, StaleElementReferenceException):
+            self.driver.switch_to.default_content()  # the frame went away between the two calls: next probe
 
     def _state(self, raw: dict[str, Any]) -> PageState:
         try:
@@ -251,6 +287,7 @@ class WebClientAdapter(PlatformAdapter):
             return PageState(Phase.UNKNOWN, detail=f"probe failed: {exc.msg}")
 
     def find(self, locs: tuple[Loc, ...]) -> WebElement | None:
+        self.enter_client_frame()
         payload = [dataclasses.asdict(loc) for loc in locs]
         return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, "find", payload)
 
@@ -305,14 +342,17 @@ class WebClientAdapter(PlatformAdapter):
         now = time.monotonic()
         for key in ("popup", "launcher"):
             element = els.get(key)
-            if element is not None and flow.popup_clicks < 20:
+            # A dialog may take a moment to go: wait a second before clicking the same kind again.
+            if element is not None and flow.popup_clicks < 20 and now - flow.clicked_at.get(key, -1e9) > 1.0:
                 flow.popup_clicks += 1
+                flow.clicked_at[key] = now
                 self.log(f"{self.platform}: clicking {key}")
                 self.click(element)
                 return True
         acted = False
         name_el = els.get("name")
-        if name_el is not None and raw.get("nameValue") != self.request.bot_name:
+        if name_el is not None and raw.get("nameValue") != self.request.bot_name and flow.name_typed < 3:
+            flow.name_typed += 1  # a page that trims or shortens the name must not keep us typing forever
             self.type_into(name_el, self.request.bot_name)
             acted = True
         passcode_el = els.get("passcode")
@@ -341,6 +381,10 @@ class WebClientAdapter(PlatformAdapter):
             and not pending
             and now - flow.joined_at > self.rejoin_click_seconds
         ):
+            unseen = [k for k in ("mic", "camera") if k not in flow.toggles]
+            if unseen and flow.joined_at < 0:
+                what = " and ".join(unseen)
+                self.log(f"{self.platform}: {what} never shown as on (already off, or not found); joining")
             self.log(f"{self.platform}: clicking join")
             self.click(join_el)
             flow.joined_at = now
@@ -373,5 +417,7 @@ class WebClientAdapter(PlatformAdapter):
 @dataclass
 class _JoinFlow:
     popup_clicks: int = 0
+    clicked_at: dict[str, float] = dataclasses.field(default_factory=dict)  # popup/launcher: last click
+    name_typed: int = 0
     toggles: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     joined_at: float = -1e9

@@ -11,6 +11,9 @@ from workers.bots.platforms.webclient import Loc, Names, Speaking, Table, WebCli
 # Every entry cites its fact in /work/shared/PLATFORMS.md ("Zoom (web client)"): [nx/1x: sources].
 _MODAL = ".zm-modal-body-title"
 TABLE = Table(
+    # The client may sit in a same-origin iframe (.pwa-webclient__iframe M, iframe#webclient S)
+    frame=(Loc("iframe#webclient", shown=False), Loc("iframe.pwa-webclient__iframe", shown=False)),
+    launcher=(Loc("a", "Join from your browser"),),  # /j/-style page after a launch attempt [1x, S]
     popups=(
         Loc("#onetrust-accept-btn-handler"),  # cookie banner [nx: V, M]
         Loc("#wc_agree1"),  # terms [1x, M]
@@ -53,8 +56,8 @@ TABLE = Table(
     ),
     in_call=(
         # Leave in the footer [nx: V, M]; presence, not visibility: the footer auto-hides (V admission.ts)
+        # Not the footer alone: S reads admission from its "<N> Participants" count, so it exists before.
         Loc('button[aria-label="Leave"]', shown=False),
-        Loc("#wc-footer", shown=False),  # footer [1x, S]
     ),
     waiting=(
         Loc("body", "Please wait, the meeting host will let you in soon"),  # [1x, V]
@@ -76,11 +79,19 @@ TABLE = Table(
         Speaking(".speaker-active-container__video-frame", name=".video-avatar__avatar-footer"),  # [1x, V]
     ),
     self_names=(),  # Zoom shows the bot's own name; "(Me)" labels are stripped
+    # Without computer audio the bot hears nothing. The dialog's button (several public Zoom bots click
+    # "Join Audio by Computer"; some builds say "Join with Computer Audio"); the footer's headphone button
+    # "Join Audio" (button.join-audio-container__btn) opens that dialog when it was closed.
+    call_prompts=(
+        Loc("button", "Join Audio by Computer"),
+        Loc("button", "Join with Computer Audio"),
+        Loc('button.join-audio-container__btn[aria-label="Join Audio" i]'),
+    ),
     leave_button=(Loc('button[aria-label="Leave"]', shown=False),),  # footer Leave [nx: V, M]
     leave_confirm=(Loc("button.leave-meeting-options__btn--danger"),),  # "Leave Meeting" [1x, V]
 )
 
-_INVITE_PATH = re.compile(r"^/j/(\d{9,11})/?$")
+_INVITE_PATH = re.compile(r"^/[jws]/(\d{9,11})/?$")  # join, webinar and start links
 
 
 class ZoomAdapter(WebClientAdapter):
@@ -90,7 +101,7 @@ class ZoomAdapter(WebClientAdapter):
     table = TABLE
 
     def join_url(self) -> str:
-        """`https://<x>.zoom.us/j/<id>?pwd=..` → `https://app.zoom.us/wc/<id>/join?pwd=..` [nx: V, M];
+        """`https://<x>.zoom.us/j|w|s/<id>?pwd=..` → `https://app.zoom.us/wc/<id>/join?pwd=..` [nx: V, M];
         other query parameters kept; web-client and simulator URLs as given. A request password fills a
         missing pwd."""
         url = self.request.meeting_url
