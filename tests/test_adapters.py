@@ -16,6 +16,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from meetbot.errors import BotError
 from tests.support import control
 from workers.bots.platforms import JoinRequest, PageState, Phase, PlatformAdapter, adapter_for
+from workers.bots.platforms.base import redact_url
 
 PLATFORMS = ["google", "zoom", "teams"]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -54,6 +55,21 @@ def _adapter(platform: str, url: str, password: str | None = None) -> PlatformAd
 )
 def test_zoom_join_url(url: str, password: str | None, expected: str) -> None:
     assert _adapter("zoom", url, password).join_url() == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "https://app.zoom.us/wc/123456789/join?pwd=S3cret&fromPWA=1",
+            "https://app.zoom.us/wc/123456789/join?pwd=***&fromPWA=1",
+        ),
+        ("https://teams.microsoft.com/meet/1234567890?p=Xy9", "https://teams.microsoft.com/meet/1234567890?p=***"),
+        ("https://meet.google.com/abc-defg-hij", "https://meet.google.com/abc-defg-hij"),
+    ],
+)
+def test_passcodes_in_meeting_urls_are_never_logged(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from array import array
@@ -53,6 +56,10 @@ class Runtime:
 
     def bot(self, bot_id: int) -> dict[str, Any]:
         return self.client.get(f"/bots/{bot_id}", headers=self.account.headers).json()
+
+    def logs(self, bot_id: int) -> list[dict[str, Any]]:
+        response = self.client.get(f"/bots/{bot_id}/logs", params={"page_size": 100}, headers=self.account.headers)
+        return response.json()["logs"]
 
     def events(self, bot_id: int) -> list[dict[str, Any]]:
         response = self.client.get(f"/bots/{bot_id}/events", params={"page_size": 100}, headers=self.account.headers)
@@ -223,6 +230,38 @@ def test_kill_mid_call_leaves_within_5_seconds_and_keeps_the_recording(runtime: 
     assert again.status_code == 409
 
 
+@pytest.fixture
+def silent_site() -> Iterator[str]:
+    """A web server that accepts connections and never answers: a meeting page stuck loading."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def test_kill_while_the_page_never_loads_lands_within_5_seconds(runtime: Runtime, silent_site: str) -> None:
+    bot_id, _ = runtime.create("zoom", site=silent_site)
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "JOINING_CALL")
+    wait_for(lambda: any("opening" in line["message"] for line in runtime.logs(bot_id)), 15, "page requested")
+    killed_at = time.monotonic()
+    assert runtime.client.post(f"/bots/{bot_id}/kill", headers=runtime.account.headers).status_code == 200
+    runtime.wait_status(bot_id, "DONE", timeout=5)
+    assert time.monotonic() - killed_at <= 5
+    assert runtime.status_path(bot_id)[-2:] == [("CALL_ENDED", "killed"), ("DONE", "killed")]
+
+
 def test_waiting_room_timeout(runtime: Runtime) -> None:
     bot_id, _ = runtime.create("zoom", "waiting_room=1", automaticLeave={"waitingRoomTimeout": 2000})
     runtime.deploy(bot_id)
@@ -254,12 +293,17 @@ def test_meeting_not_found_is_fatal(runtime: Runtime) -> None:
 
 
 def test_unreachable_meeting_is_fatal_with_its_reason(runtime: Runtime) -> None:
-    bot_id, _ = runtime.create("teams", site=f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    bot_id, _ = runtime.create("teams", query="p=Secret123", site=closed)
     runtime.deploy(bot_id)
     bot = runtime.wait_status(bot_id, "FATAL", timeout=20)
     assert runtime.status_path(bot_id)[-1] == ("FATAL", "meeting_unreachable")
     assert "ERR_CONNECTION_REFUSED" in bot["deploymentError"]
     assert "Session info" not in bot["deploymentError"]
+    # The meeting's passcode never reaches an error, a log line or an event.
+    told = json.dumps([bot["deploymentError"], runtime.logs(bot_id), runtime.events(bot_id)])
+    assert "Secret123" not in told and "p=***" in told
+    assert [line["level"] for line in runtime.logs(bot_id) if line["message"].startswith("status FATAL")] == ["ERROR"]
 
 
 def test_two_bots_in_two_meetings_keep_their_audio_apart(runtime: Runtime) -> None:

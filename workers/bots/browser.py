@@ -169,6 +169,9 @@ class BrowserSession(Lifecycle):
             *s.chromium_extra_args.split(),
         ):
             opts.add_argument(flag)
+        # get() returns at DOMContentLoaded: the adapter polls for its elements anyway, and a kill or a
+        # stop is not stuck behind a heavy client's last subresource.
+        opts.page_load_strategy = "eager"
         if self.kiosk:
             opts.add_argument("--kiosk")  # the page fills the display: no tab strip or URL bar in recordings
         if self.camera_file is not None:
@@ -245,6 +248,11 @@ class BrowserSession(Lifecycle):
     def stop(self) -> None:
         with self._lock:
             self._teardown()
+
+    def abort(self) -> None:
+        """Kill the browser's processes now, from any thread: a driver call blocked on a page that never
+        loads returns with an error at once. stop() still runs afterwards and cleans up the rest."""
+        kill_all(self.processes(), grace=0.5)
 
     def _teardown(self) -> None:
         known = self.processes()

@@ -39,7 +39,8 @@ class BotReporter:
             moved = bot_states.transition(conn, self.bot_id, to, sub_code, description, **values)
         if moved:
             self.log(
-                f"status {to}" + (f" ({sub_code})" if sub_code else "") + (f": {description}" if description else "")
+                f"status {to}" + (f" ({sub_code})" if sub_code else "") + (f": {description}" if description else ""),
+                level="ERROR" if to == BotStatus.FATAL else "INFO",
             )
         return moved
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,12 +108,17 @@ class BotRunner:
         except JoinCancelled:
             outcome = self._stop_requested() or Outcome("killed", "Join cancelled")
         except BotError as exc:
-            outcome = Outcome(exc.sub_code, str(exc.detail), fatal=True)
+            # A kill that lands while the page loads may surface as the load's failure: the kill wins.
+            outcome = self._stop_requested() or Outcome(exc.sub_code, str(exc.detail), fatal=True)
         except WebDriverException as exc:
-            outcome = Outcome("internal_error", f"Browser failure: {exc.msg or type(exc).__name__}", fatal=True)
+            outcome = self._stop_requested() or Outcome(
+                "internal_error", f"Browser failure: {exc.msg or type(exc).__name__}", fatal=True
+            )
         except Exception as exc:
-            log.exception("bot runner failed", extra={"bot_id": self.bot_id})
-            outcome = Outcome("internal_error", f"{type(exc).__name__}: {exc}", fatal=True)
+            stopped = self._stop_requested()  # an aborted browser fails its driver's connection
+            if stopped is None:
+                log.exception("bot runner failed", extra={"bot_id": self.bot_id})
+            outcome = stopped or Outcome("internal_error", f"{type(exc).__name__}: {exc}", fatal=True)
         finally:
             try:
                 self._finish(row, media, outcome)  # heartbeats go on while the recording is stored
@@ -130,9 +138,32 @@ class BotRunner:
             media.browser.driver, request, self.report.log, should_stop=lambda: self._stop_requested() is not None
         )
         media.start_recorder()  # ffmpeg takes ~1 s to capture: start it while the page loads
-        adapter.join(settings.join_timeout_seconds)
+        with self._unblocked_by_stop(media):
+            adapter.join(settings.join_timeout_seconds)
         self.report.log("join requested")
         return self._follow(config, media, adapter)
+
+    @contextmanager
+    def _unblocked_by_stop(self, media: BotMedia, grace_s: float = 2.0) -> Iterator[None]:
+        """The join loop sees a kill within a poll, unless the browser is stuck loading a page that never
+        answers: then, `grace_s` after the kill, the browser is torn down so the kill still lands in time."""
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.25):
+                if self._stop_requested() is not None:
+                    if not done.wait(grace_s) and media.browser is not None:
+                        self.report.log("the page did not let go after the stop request: closing the browser")
+                        media.browser.abort()
+                    return
+
+        watcher = threading.Thread(target=watch, name=f"bot-{self.bot_id}-stop-watch", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
 
     def _stop_requested(self) -> Outcome | None:
         if self.kill.is_set():

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -84,3 +85,20 @@ class PlatformAdapter(ABC):
     @abstractmethod
     def leave(self) -> None:
         """Click the platform's leave control (and its confirmation); best effort, never raises."""
+
+
+# Query parameters that carry a meeting's passcode or a join token (Zoom pwd/tk, Teams p).
+SECRET_PARAMS = frozenset({"pwd", "p", "passcode", "password", "tk"})
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be logged: passcodes and join tokens in its query replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "(unparsable URL)"
+    if not any(key.lower() in SECRET_PARAMS for key, _ in query):
+        return url
+    shown = [(key, "***" if key.lower() in SECRET_PARAMS else value) for key, value in query]
+    return urlunsplit(parts._replace(query=urlencode(shown, safe="*")))

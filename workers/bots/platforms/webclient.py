@@ -18,7 +18,7 @@ from selenium.common.exceptions import (
 from selenium.webdriver.remote.webelement import WebElement
 
 from meetbot.errors import BotError
-from workers.bots.platforms.base import JoinCancelled, PageState, Phase, PlatformAdapter
+from workers.bots.platforms.base import JoinCancelled, PageState, Phase, PlatformAdapter, redact_url
 
 TRANSIENT = (
     StaleElementReferenceException,
@@ -306,13 +306,13 @@ class WebClientAdapter(PlatformAdapter):
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         url = self.join_url()
-        self.log(f"{self.platform}: opening {url}")
+        self.log(f"{self.platform}: opening {redact_url(url)}")
         try:
             self.driver.get(url)
         except WebDriverException as exc:
             # net::ERR_NAME_NOT_RESOLVED, ERR_CONNECTION_REFUSED...: the first line says it; the rest is driver noise
             reason = (exc.msg or type(exc).__name__).splitlines()[0]
-            raise BotError(f"Could not open {url}: {reason}", sub_code="meeting_unreachable") from exc
+            raise BotError(f"Could not open {redact_url(url)}: {reason}", sub_code="meeting_unreachable") from exc
         flow = _JoinFlow()
         last = ""
         while time.monotonic() < deadline:
