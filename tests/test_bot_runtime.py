@@ -352,11 +352,19 @@ def test_bot_image_becomes_the_camera_picture(runtime: Runtime, media_dir: Path)
     assert "botImage set as the camera picture" in [line["message"] for line in logs]
 
 
-def test_unreachable_bot_image_is_logged_not_fatal(runtime: Runtime) -> None:
-    bot_id, meeting = runtime.create("zoom", botImage=f"{runtime.simulator}/media/missing.png")
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        ("{simulator}/media/missing.png", "404"),
+        ("http://169.254.169.254/latest/meta-data/", "never fetched"),  # where cloud metadata answers
+    ],
+    ids=["missing", "link-local"],
+)
+def test_unusable_bot_image_is_logged_not_fatal(runtime: Runtime, image: str, reason: str) -> None:
+    bot_id, meeting = runtime.create("zoom", botImage=image.format(simulator=runtime.simulator))
     runtime.deploy(bot_id)
     runtime.wait_status(bot_id, "IN_CALL")
     control(runtime.simulator, "zoom", meeting, action="end")
     runtime.wait_status(bot_id, "DONE")
     logs = runtime.client.get(f"/bots/{bot_id}/logs", headers=runtime.account.headers).json()["logs"]
-    assert any(line["message"].startswith("botImage not used") for line in logs)
+    assert any(line["message"].startswith("botImage not used") and reason in line["message"] for line in logs)

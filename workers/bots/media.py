@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -69,7 +71,11 @@ class BotMedia:
         """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal."""
         target = self.spool / "bot-image"
         try:
-            with httpx.stream("GET", url, timeout=10, follow_redirects=True) as response:
+            hooks = {"request": [_refuse_link_local]}  # checked again on every redirect
+            with (
+                httpx.Client(timeout=10, follow_redirects=True, event_hooks=hooks) as client,
+                client.stream("GET", url) as response,
+            ):
                 response.raise_for_status()
                 size = 0
                 with target.open("wb") as out:
@@ -145,3 +151,15 @@ class BotMedia:
     def remove_spool(self) -> None:
         with contextlib.suppress(OSError):
             shutil.rmtree(self.spool)
+
+
+def _refuse_link_local(request: httpx.Request) -> None:
+    """botImage must not reach a link-local address: that is where cloud metadata services answer."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(request.url.host, None)}
+    except OSError as exc:
+        raise httpx.ConnectError(f"cannot resolve {request.url.host}: {exc}", request=request) from exc
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+            raise BotError(f"botImage host {request.url.host} resolves to {ip}, which is never fetched")
