@@ -30,6 +30,18 @@ _RATE_HEADERS = {
         ("X-RateLimit-Reset", "Epoch seconds when the window resets"),
     )
 }
+# Every response of a limited request carries the X-RateLimit-* headers; a 429 always carries all four.
+_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1}}
+_LIMITED_HEADERS = {
+    name: {**header, "required": True} for name, header in {"Retry-After": _RETRY_AFTER, **_RATE_HEADERS}.items()
+}
+_AUTH_HEADERS = {
+    "WWW-Authenticate": {
+        "description": "The authentication scheme (RFC 6750), e.g. Bearer",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,11 +96,12 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
             success["content"] = {endpoint.response_media: {"schema": refs[(endpoint.response, "serialization")]}}
         elif endpoint.status == 200:
             success["content"] = {endpoint.response_media: {}}
+        # Every request is rate limited: per key or user once authenticated, else per client address.
+        success["headers"] = _RATE_HEADERS
         if endpoint.auth:
-            success["headers"] = _RATE_HEADERS
             operation["security"] = [{"bearer": []}]
         operation["responses"][str(endpoint.status)] = success
-        codes = set(endpoint.errors) | ({401, 429} if endpoint.auth else set())
+        codes = set(endpoint.errors) | {429} | ({401} if endpoint.auth else set())
         if endpoint.body or endpoint.query or endpoint.path_params:
             codes |= {422}
         if endpoint.body:
@@ -96,10 +109,13 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
         for code in sorted(codes):
             model = ValidationErrorResponse if code == 422 else ErrorMessage
             description = "Validation error" if code == 422 else _ERROR_TEXT.get(code, "Error")
-            operation["responses"][str(code)] = {
+            response: dict[str, Any] = {
                 "description": description,
                 "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
             }
+            if code in (401, 429):
+                response["headers"] = _AUTH_HEADERS if code == 401 else _LIMITED_HEADERS
+            operation["responses"][str(code)] = response
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
 
     return {

@@ -22,11 +22,13 @@ from api.services import Services
 from meetbot.db import now_utc
 from meetbot.db.tables import api_request_logs
 from meetbot.domain.accounts import Principal, authenticate_bearer
-from meetbot.errors import BadRequest, PayloadTooLarge, Unauthorized, ValidationFailed
+from meetbot.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from meetbot.schemas.common import seed_validation_errors
 
 log = logging.getLogger("meetbot.api")
-MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # larger ids are not ids at all: 422
+MAX_ROW_ID = 2**31 - 1  # the id columns are 32-bit: a larger id names no row, so it is simply not found
+NUL_ERROR = {"msg": "string contains a NUL character (\\u0000)", "type": "value_error.str.nul"}
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     response_media: str = "application/json"
     include_in_schema: bool = True
+    not_found: str = "Not found"  # the detail of this resource's 404, also used for ids beyond MAX_ROW_ID
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -78,11 +81,13 @@ class Endpoint:
 
 
 class Router:
-    def __init__(self) -> None:
+    def __init__(self, not_found: str = "Not found") -> None:
         self.endpoints: list[Endpoint] = []
+        self.not_found = not_found
 
     def route(self, method: str, path: str, summary: str, tag: str, **options: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
+            options.setdefault("not_found", self.not_found)
             self.endpoints.append(Endpoint(method, path, handler, summary, tag, **options))
             return handler
 
@@ -98,8 +103,17 @@ def _bearer_token(request: Request) -> str:
 
 
 def _authenticate(services: Services, token: str) -> Principal:
-    with services.transaction() as conn:
-        return authenticate_bearer(conn, token, services.secret_key)
+    try:
+        with services.transaction() as conn:
+            return authenticate_bearer(conn, token, services.secret_key)
+    except Unauthorized as exc:
+        exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
+        raise
+
+
+def _client_key(request: Request) -> str:
+    """The rate-limit key of a caller not (yet) authenticated: its address."""
+    return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -125,35 +139,64 @@ def _validate(model: type[BaseModel], data: Any, location: str, context: dict[st
         raise ValidationFailed(seed_validation_errors(exc.errors(include_url=False), location)) from exc
 
 
-def _path_ids(endpoint: Endpoint, request: Request) -> dict[str, int]:
+def _reject_nul(data: Any, location: str) -> None:
+    """PostgreSQL cannot store U+0000 in text: refuse it in any key or value, at any depth (no recursion)."""
+    errors = []
+    stack: list[tuple[list[str | int], Any]] = [([location], data)]
+    while stack:
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                errors.append({"loc": loc, **NUL_ERROR})
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if "\x00" in key:
+                    errors.append({"loc": [*loc, key], **NUL_ERROR})
+                else:
+                    stack.append(([*loc, key], item))
+        elif isinstance(value, list):
+            stack.extend(([*loc, index], item) for index, item in reversed(list(enumerate(value))))
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _path_ids(endpoint: Endpoint, request: Request) -> tuple[dict[str, int], bool]:
+    """The path's ids, and whether one of them is too large to name a row (answered 404 once inputs are valid)."""
     values: dict[str, int] = {}
     errors = []
     for name in endpoint.path_params:
         raw = request.path_params.get(name, "")
-        if raw.isdigit() and 0 < int(raw) <= MAX_ID:
+        # isascii: "²".isdigit() is true; the length bound keeps int() away from huge digit strings.
+        if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_ID:
             values[name] = int(raw)
         else:
             errors.append({"loc": ["path", name], "msg": "value is not a valid id", "type": "type_error.integer"})
     if errors:
         raise ValidationFailed(errors)
-    return values
+    return values, any(value > MAX_ROW_ID for value in values.values())
 
 
 async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services) -> dict[str, Any]:
-    kwargs: dict[str, Any] = dict(_path_ids(endpoint, request))
+    ids, beyond_rows = _path_ids(endpoint, request)
+    kwargs: dict[str, Any] = dict(ids)
     context = {"allow_simulator": services.settings.allow_simulator}
     if endpoint.query is not None:
-        kwargs["query"] = _validate(endpoint.query, dict(request.query_params), "query", context)
+        params = dict(request.query_params)
+        _reject_nul(params, "query")
+        kwargs["query"] = _validate(endpoint.query, params, "query", context)
     if endpoint.body is not None:
         raw = await _read_body(request, services.settings.max_body_bytes)
         if raw:  # no body at all means {}; anything sent must be JSON
             try:
                 data = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise BadRequest("Malformed JSON body") from exc
         else:
             data = {}
+        _reject_nul(data, "body")
         kwargs["body"] = _validate(endpoint.body, data, "body", context)
+    if beyond_rows:
+        raise NotFound(endpoint.not_found)
     return kwargs
 
 
@@ -206,9 +249,15 @@ def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
         limit_headers: dict[str, str] = {}
         try:
             if endpoint.auth:
-                token = _bearer_token(request)
-                ctx.principal_or_none = await run_in_threadpool(_authenticate, services, token)
+                try:
+                    token = _bearer_token(request)
+                    ctx.principal_or_none = await run_in_threadpool(_authenticate, services, token)
+                except Unauthorized:  # failed credentials count against the caller's address
+                    limit_headers = await run_in_threadpool(services.rate_limiter.hit, _client_key(request))
+                    raise
                 limit_headers = await run_in_threadpool(services.rate_limiter.hit, ctx.principal.rate_limit_key)
+            else:
+                limit_headers = await run_in_threadpool(services.rate_limiter.hit, _client_key(request))
             kwargs = await _parse_inputs(endpoint, request, services)
             result = await run_in_threadpool(endpoint.handler, ctx, **kwargs)
             response = _render(endpoint, result)

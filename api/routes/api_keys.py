@@ -14,7 +14,7 @@ from meetbot.domain import accounts
 from meetbot.schemas.auth import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyUsage
 from meetbot.schemas.common import PageQuery, page_envelope
 
-router = Router()
+router = Router(not_found="API key not found")
 TAG = "API keys"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.routing import Context, Router
 from meetbot.domain import accounts
-from meetbot.errors import Unauthorized
+from meetbot.errors import BadRequest, Unauthorized
 from meetbot.schemas.auth import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenPair, User
 
 router = Router()
@@ -69,6 +69,11 @@ def refresh(ctx: Context, body: RefreshRequest) -> TokenPair:
 
 @router.route("POST", "/auth/logout", "Log out: revoke this session's tokens", TAG, body=LogoutRequest, status=204)
 def logout(ctx: Context, body: LogoutRequest) -> None:
+    if ctx.principal.api_key_id is not None:
+        raise BadRequest(
+            "Logout ends a login session and needs that session's access token; "
+            "an API key stays valid until it is revoked with DELETE /api-keys/{id}"
+        )
     with ctx.transaction() as conn:
         if ctx.principal.session_id:
             accounts.revoke_session(conn, ctx.principal.session_id)

@@ -22,7 +22,7 @@ from meetbot.schemas.bots import (
 )
 from meetbot.schemas.common import page_envelope
 
-router = Router()
+router = Router(not_found="Bot not found")
 TAG = "Bots"
 log = logging.getLogger("meetbot.api")
 

@@ -21,7 +21,8 @@ DOCS_PAGE = """<!doctype html>
 DOCS_INIT = """window.ui = SwaggerUIBundle({
   url: "/api/v1/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
-  persistAuthorization: true
+  persistAuthorization: true,
+  validatorUrl: null
 });
 """
 
