@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from api.routing import Context, Router
 from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
-from meetbot.db.tables import api_keys, api_request_logs, auth_sessions, bots, users
+from meetbot.db.tables import api_keys, api_request_logs, bots
 from meetbot.domain import accounts
-from meetbot.errors import Conflict, Unauthorized
+from meetbot.errors import Unauthorized
 from meetbot.schemas.auth import ApiLog, ApiLogList, ApiLogQuery, Usage, User, UserUpdate
 from meetbot.schemas.common import page_envelope
 
@@ -35,36 +35,25 @@ def get_me(ctx: Context) -> User:
     errors=(401, 409),
 )
 def update_me(ctx: Context, body: UserUpdate) -> User:
+    """A new email or password needs currentPassword. A new password ends every other login session
+    (their access and refresh tokens stop working); the caller's own session and API keys keep working."""
     with ctx.transaction() as conn:
         user = accounts.get_user(conn, ctx.user_id)
         values: dict[str, object] = {}
         if body.name is not None:
             values["name"] = body.name
-        sensitive = body.password is not None or (body.email is not None and body.email.lower() != user.email)
+        new_email = body.email.lower() if body.email is not None and body.email.lower() != user.email else None
+        sensitive = body.password is not None or new_email is not None
         if sensitive and not (
             body.current_password and accounts.verify_password(user.password_hash, body.current_password)
         ):
             raise Unauthorized("currentPassword is missing or wrong")
-        if body.email is not None and body.email.lower() != user.email:
-            taken = conn.execute(sa.select(users.c.id).where(users.c.email == body.email.lower())).first()
-            if taken:
-                raise Conflict("Email already registered")
-            values["email"] = body.email.lower()
+        if new_email is not None:
+            values["email"] = new_email
         if body.password is not None:
             values["password_hash"] = accounts.hash_password(body.password)
-            # Every other login session ends with the old password.
-            conn.execute(
-                auth_sessions.update()
-                .where(
-                    auth_sessions.c.user_id == ctx.user_id,
-                    auth_sessions.c.revoked_at.is_(None),
-                    auth_sessions.c.id != (ctx.principal.session_id or ""),
-                )
-                .values(revoked_at=now_utc())
-            )
-        if values:
-            conn.execute(users.update().where(users.c.id == ctx.user_id).values(updated_at=now_utc(), **values))
-        return User.model_validate(accounts.get_user(conn, ctx.user_id))
+            accounts.revoke_other_sessions(conn, ctx.user_id, ctx.principal.session_id)
+        return User.model_validate(accounts.update_user(conn, ctx.user_id, **values))
 
 
 @router.route("GET", "/users/me/usage", "Bot counts, time in call and API requests", TAG, response=Usage)

@@ -56,17 +56,35 @@ def verify_password(password_hash: str, password: str) -> bool:
 # --- users -----------------------------------------------------------------------------------
 
 
+EMAIL_TAKEN = "Email already registered"
+
+
 def create_user(conn: sa.Connection, email: str, password: str, name: str) -> sa.Row:
+    """Conflict when the email is taken, also when a concurrent registration wins the race for it."""
     email = email.strip().lower()
     if conn.execute(sa.select(users.c.id).where(users.c.email == email)).first():
-        raise Conflict("Email already registered")
+        raise Conflict(EMAIL_TAKEN)
     now = now_utc()
-    row = conn.execute(
-        users.insert()
-        .values(email=email, name=name, password_hash=hash_password(password), created_at=now, updated_at=now)
-        .returning(*users.c)
-    ).one()
-    return row
+    values = {"email": email, "name": name, "password_hash": hash_password(password)}
+    try:
+        return conn.execute(users.insert().values(**values, created_at=now, updated_at=now).returning(*users.c)).one()
+    except sa.exc.IntegrityError as exc:  # the unique index on email: someone registered it meanwhile
+        raise Conflict(EMAIL_TAKEN) from exc  # (the caller's transaction rolls back with it)
+
+
+def update_user(conn: sa.Connection, user_id: int, **values: object) -> sa.Row:
+    """Change a user's columns; Conflict when a new email is taken (checked, and raced, like create_user)."""
+    email = values.get("email")
+    if email is not None:
+        taken = conn.execute(sa.select(users.c.id).where(users.c.email == email, users.c.id != user_id)).first()
+        if taken:
+            raise Conflict(EMAIL_TAKEN)
+    if values:
+        try:
+            conn.execute(users.update().where(users.c.id == user_id).values(updated_at=now_utc(), **values))
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(EMAIL_TAKEN) from exc
+    return get_user(conn, user_id)
 
 
 def get_user(conn: sa.Connection, user_id: int) -> sa.Row:
@@ -145,6 +163,19 @@ def start_session(conn: sa.Connection, user_id: int, policy: TokenPolicy) -> Iss
     session_id = uuid.uuid4().hex
     conn.execute(auth_sessions.insert().values(id=session_id, user_id=user_id, created_at=now_utc()))
     return _issue_pair(conn, user_id, session_id, policy)
+
+
+def revoke_other_sessions(conn: sa.Connection, user_id: int, keep_session_id: str | None) -> None:
+    """End every login session of user_id but keep_session_id (None: end them all), after a password change.
+
+    Revoking a session kills its refresh tokens and the access tokens issued from it (an access token
+    is only accepted while its session, the JWT's sid, is not revoked). API keys are not sessions and
+    are left alone: they are revoked one by one through /api-keys.
+    """
+    where = [auth_sessions.c.user_id == user_id, auth_sessions.c.revoked_at.is_(None)]
+    if keep_session_id is not None:
+        where.append(auth_sessions.c.id != keep_session_id)
+    conn.execute(auth_sessions.update().where(*where).values(revoked_at=now_utc()))
 
 
 def revoke_session(conn: sa.Connection, session_id: str) -> None:

@@ -90,13 +90,26 @@ def list_bots(conn: sa.Connection, user_id: int, query: BotListQuery) -> tuple[l
     return fetch_page(conn, bots, where, bots.c.id.desc(), query)
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, null removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
 def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate, allow_simulator: bool) -> sa.Row:
+    """Apply a merge patch to the bot's settings; the merged settings are validated as on create."""
     row = get_bot(conn, user_id, bot_id)
-    changes = patch.model_dump(exclude_unset=True)
-    if row.status != S.READY_TO_DEPLOY and set(changes) - MUTABLE_AFTER_DEPLOY:
+    changes = patch.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if row.status != S.READY_TO_DEPLOY and set(patch.model_fields_set) - MUTABLE_AFTER_DEPLOY:
         raise Conflict("Bot already deployed: only meetingTitle can change now")
-    merged = dict(row.config)
-    merged.update(patch.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    merged = merge_patch(row.config, changes)
     new_info = merged.get("meetingInfo") or {}
     if new_info.get("meetingPassword") == SECRET_MASK:  # a client sent back what GET showed: keep the secret
         new_info["meetingPassword"] = (row.config.get("meetingInfo") or {}).get("meetingPassword")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 PLATFORMS = ("google", "zoom", "teams")
@@ -45,13 +46,21 @@ def simulator_platform(url: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _has_space_or_control(url: str) -> bool:
+    """urlsplit silently strips or drops these (WHATWG rules), so a URL carrying them is refused instead."""
+    return any(char.isspace() or unicodedata.category(char) == "Cc" for char in url)
+
+
 def check_meeting_url(platform: str, url: str, allow_simulator: bool) -> str | None:
     """None when url is a meeting URL of platform, else the reason it is not."""
     if platform not in PLATFORMS:
         return f"unknown platform {platform!r}"
+    if _has_space_or_control(url):
+        return "URL must not contain whitespace or control characters"
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
+        port = parts.port  # raises ValueError when out of range or not a number
     except ValueError:
         return "not a valid URL"
     if allow_simulator and simulator_platform(url) == platform:
@@ -60,6 +69,8 @@ def check_meeting_url(platform: str, url: str, allow_simulator: bool) -> str | N
         return "meeting URL must use https"
     if not _host_matches(platform, host):
         return f"URL host {host or '(none)'!r} is not a {platform} meeting host"
+    if port not in (None, 443):
+        return f"{platform} meeting URLs use the default https port, not {port}"
     if platform == "teams" and parts.path.startswith("/dl/launcher") and "meetup-join" not in url:
         return "Teams launcher URL does not carry a meetup-join link"
     if not _path_matches(platform, parts.path):

@@ -72,7 +72,7 @@ class ApiKeyList(Page):
 class ApiKeyUsage(ResponseModel):
     api_key_id: int
     total_requests: int
-    requests_last_24h: int
+    requests_last_24h: int = Field(alias="requestsLast24h")
     last_used_at: UTCTimestamp | None
     by_status: dict[str, int]
 
@@ -99,6 +99,6 @@ class Usage(ResponseModel):
     bots_total: int
     bots_by_status: dict[str, int]
     api_requests_total: int
-    api_requests_last_24h: int
+    api_requests_last_24h: int = Field(alias="apiRequestsLast24h")
     api_keys_active: int
     seconds_in_call: float

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
 
 from meetbot.domain.meeting_urls import check_meeting_url
 from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, ResponseModel, UTCTimestamp
 
 DAY_MS = 24 * 3600 * 1000
-Ms = int
+# JSON numbers and booleans only: "5000", 5000.0, "yes" or 1 are refused, not coerced.
+Ms = StrictInt
 
 
 class BotStatus(StrEnum):
@@ -24,6 +25,17 @@ class BotStatus(StrEnum):
     CALL_ENDED = "CALL_ENDED"
     DONE = "DONE"
     FATAL = "FATAL"
+
+
+class EventType(StrEnum):
+    STATUS_CHANGE = "STATUS_CHANGE"
+    PARTICIPANT_JOIN = "PARTICIPANT_JOIN"
+    PARTICIPANT_LEAVE = "PARTICIPANT_LEAVE"
+    ACTIVE_SPEAKER = "ACTIVE_SPEAKER"
+    LOG = "LOG"
+    RECORDING_READY = "RECORDING_READY"
+    TRANSCRIPT_READY = "TRANSCRIPT_READY"
+    SUMMARY_READY = "SUMMARY_READY"
 
 
 Platform = Literal["google", "zoom", "teams"]
@@ -79,16 +91,16 @@ class AutomaticLeave(ApiModel):
 
 
 class RecordingSettings(ApiModel):
-    audio_only: bool = False
+    audio_only: StrictBool = False
 
 
 class TranscriptionSettings(ApiModel):
-    auto: bool = False
+    auto: StrictBool = False
     language: str | None = Field(None, min_length=2, max_length=8, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
 class SummarySettings(ApiModel):
-    auto: bool = False
+    auto: StrictBool = False
 
 
 class BotSettings(ApiModel):
@@ -123,20 +135,71 @@ class BotCreate(BotSettings):
         return self
 
 
+# PATCH bodies are JSON merge patches (RFC 7396): an object merges into the stored one, a field left
+# out keeps its value, null clears it (back to its default). Every field is optional here; the merged
+# settings are validated as a whole, as on create (URL host vs platform, bounds, required fields).
+
+
+class MeetingInfoPatch(ApiModel):
+    platform: Platform | None = None
+    meeting_url: str | None = Field(None, max_length=2048)
+    meeting_id: str | None = Field(None, max_length=256)
+    meeting_password: str | None = Field(None, max_length=256)
+    organizer_id: str | None = Field(None, max_length=256)
+    tenant_id: str | None = Field(None, max_length=256)
+    message_id: str | None = Field(None, max_length=256)
+    thread_id: str | None = Field(None, max_length=256)
+
+
+class TimeoutRulePatch(ApiModel):
+    timeout: Ms | None = None
+    activate_after: Ms | None = None
+
+
+class ParticipantNamesRulePatch(TimeoutRulePatch):
+    name_patterns: list[str] | None = Field(None, max_length=50)
+
+
+class BotDetectionPatch(ApiModel):
+    using_participant_events: TimeoutRulePatch | None = None
+    using_participant_names: ParticipantNamesRulePatch | None = None
+
+
+class AutomaticLeavePatch(ApiModel):
+    silence_detection: TimeoutRulePatch | None = None
+    bot_detection: BotDetectionPatch | None = None
+    waiting_room_timeout: Ms | None = None
+    no_one_joined_timeout: Ms | None = None
+    everyone_left_timeout: Ms | None = None
+
+
+class RecordingSettingsPatch(ApiModel):
+    audio_only: StrictBool | None = None
+
+
+class TranscriptionSettingsPatch(ApiModel):
+    auto: StrictBool | None = None
+    language: str | None = Field(None, max_length=8)
+
+
+class SummarySettingsPatch(ApiModel):
+    auto: StrictBool | None = None
+
+
 class BotUpdate(ApiModel):
-    """PATCH body: any subset of the settings."""
+    """PATCH body: a JSON merge patch (RFC 7396) of the settings."""
 
     bot_display_name: str | None = Field(None, min_length=1, max_length=100)
     bot_image: AnyHttpUrl | None = None
     meeting_title: str | None = Field(None, max_length=300)
-    meeting_info: MeetingInfo | None = None
+    meeting_info: MeetingInfoPatch | None = None
     start_time: InputTimestamp | None = None
     end_time: InputTimestamp | None = None
     heartbeat_interval: Ms | None = Field(None, ge=1000, le=300_000)
-    automatic_leave: AutomaticLeave | None = None
-    recording_settings: RecordingSettings | None = None
-    transcription: TranscriptionSettings | None = None
-    summary: SummarySettings | None = None
+    automatic_leave: AutomaticLeavePatch | None = None
+    recording_settings: RecordingSettingsPatch | None = None
+    transcription: TranscriptionSettingsPatch | None = None
+    summary: SummarySettingsPatch | None = None
 
 
 class Recording(ResponseModel):
@@ -202,4 +265,4 @@ class BotLogQuery(PageQuery):
 
 
 class BotEventQuery(PageQuery):
-    type: str | None = Field(None, max_length=40)
+    type: EventType | None = None

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+MIN_YEAR, MAX_YEAR = 2000, 9999
+# ISO 8601 / RFC 3339 extended form: date, T (or space), time, optional fraction, optional offset.
+# The offset is optional here only so that a naive time gets pydantic's own "timezone required" error.
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?$")
 
 
 def format_utc(value: datetime) -> str:
@@ -15,8 +22,35 @@ def format_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _iso_8601_only(value: Any) -> Any:
+    """JSON carries date-times as ISO 8601 strings: no numbers (epoch seconds), no other string shapes."""
+    if isinstance(value, datetime):  # Python callers, and stored rows read back
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise PydanticCustomError(
+            "datetime_parsing", "value is not a valid ISO 8601 date-time string (e.g. 2030-01-01T10:00:00Z)"
+        )
+    return value
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """The same instant in UTC, which must fall within the years MIN_YEAR..MAX_YEAR."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"date-time must be between the years {MIN_YEAR} and {MAX_YEAR} in UTC")
+    return utc
+
+
 UTCTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
-InputTimestamp = Annotated[AwareDatetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
+InputTimestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_8601_only),
+    AfterValidator(_in_utc_range),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
 
 
 class ApiModel(BaseModel):
