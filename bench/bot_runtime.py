@@ -162,6 +162,7 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
     time.sleep(3)  # let every page settle into playback
     me = os.getpid()
     before = cpu_seconds(bot_processes(me))
+    before_each = {ref: cpu_seconds([ref]) for ref in bot_processes(me)}
     started = time.monotonic()
     pss_samples = []
     while time.monotonic() - started < seconds:
@@ -170,6 +171,11 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
     elapsed = time.monotonic() - started
     breakdown = pss_by_kind([r for r in descendants(me) if command_name(r) not in SHARED])
     cores = (cpu_seconds(bot_processes(me)) - before) / elapsed
+    cpu_by_kind: dict[str, float] = {}
+    for ref, used in before_each.items():
+        kind = "runner (python)" if ref.pid == me else process_kind(ref)
+        cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + (cpu_seconds([ref]) - used) / elapsed
+    cpu_by_kind = {k: round(v, 3) for k, v in sorted(cpu_by_kind.items(), key=lambda kv: -kv[1])}
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
     gaps = []
@@ -185,6 +191,7 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
         "pss_mb_per_bot": round(statistics.median(pss_samples) / count / 2**20, 1),
         "dropped_frames_worst_pct": round(100 * max(gaps), 2),
         "pss_mb_by_process_kind": breakdown,
+        "cpu_cores_by_process_kind": cpu_by_kind,
     }
 
 
