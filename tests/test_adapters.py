@@ -17,6 +17,7 @@ from meetbot.errors import BotError
 from tests.support import control
 from workers.bots.platforms import JoinRequest, PageState, Phase, PlatformAdapter, adapter_for
 from workers.bots.platforms.base import redact_url
+from workers.bots.platforms.webclient import WebClientAdapter
 
 PLATFORMS = ["google", "zoom", "teams"]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -224,6 +225,17 @@ def test_end_sentences_in_the_call_do_not_end_it(driver: WebDriver, simulator: s
     assert adapter.read_state().phase == Phase.IN_CALL
     _control(simulator, platform, mid, action="end")
     assert _wait_state(adapter, lambda s: s.phase != Phase.IN_CALL).phase == Phase.ENDED
+
+
+@pytest.mark.browser
+def test_teams_could_not_connect_is_retried(driver: WebDriver, simulator: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Teams' transient "We couldn't connect you" [1x, A]: reload and go on; give up after max_reloads."""
+    monkeypatch.setattr(WebClientAdapter, "reload_pause_seconds", 0.2)
+    adapter, _mid = _join(driver, simulator, "teams", "connect_failures=2")
+    assert _wait_state(adapter, lambda s: s.phase == Phase.IN_CALL).phase == Phase.IN_CALL
+    with pytest.raises(BotError) as excinfo:
+        _join(driver, simulator, "teams", f"connect_failures={WebClientAdapter.max_reloads + 1}")
+    assert excinfo.value.sub_code == "meeting_unreachable"
 
 
 @pytest.mark.browser

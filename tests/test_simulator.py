@@ -112,6 +112,12 @@ def test_zoom_iframe_option_wraps_the_client(client: TestClient) -> None:
     assert page_config(client.get("/zoom/123?waiting_room=1&speaker=A%26B").text)["speaker"] == "A&B"
 
 
+def test_teams_connect_failures_option(client: TestClient) -> None:
+    url = "/teams/555/light-meetings/launch?connect_failures=2"
+    assert [page_config(client.get(url).text)["screen"] for _ in range(3)] == ["connect_failed", "connect_failed", ""]
+    assert page_config(client.get("/teams/556?connect_failures=2").text)["screen"] == "launcher"  # not counted
+
+
 def test_zoom_passcode_option(client: TestClient) -> None:
     assert page_config(client.get("/zoom/123?passcode=42").text)["passcode"] == "42"
     assert page_config(client.get("/zoom/123?passcode=42&pwd=42").text)["passcode"] is None
@@ -126,6 +132,7 @@ def test_zoom_passcode_option(client: TestClient) -> None:
         ("/google/abc?audio=../secret.txt", 400),
         ("/google/bad%20id", 404),
         ("/skype/abc", 404),
+        ("/teams/123/light-meetings/launch?connect_failures=many", 400),
     ],
 )
 def test_bad_page_options(client: TestClient, url: str, status: int) -> None:

@@ -81,7 +81,18 @@ class Simulator:
             "speaker": clean_name(query.get("speaker") or "Host", "speaker"),
             "passcode": passcode if platform == "zoom" else None,
             "popup": query.get("popup", "").lower() in TRUE_VALUES,
+            "connectFailures": self._count(query.get("connect_failures"), "connect_failures")
+            if platform == "teams"
+            else 0,
         }
+
+    @staticmethod
+    def _count(raw: str | None, name: str) -> int:
+        if raw is None or raw == "":
+            return 0
+        if not raw.isdigit() or int(raw) > 100:
+            raise SimulatorError(400, f"{name} must be a whole number from 0 to 100")
+        return int(raw)
 
     # -- pages -----------------------------------------------------------------------------------
 
@@ -97,8 +108,11 @@ class Simulator:
         if platform == "zoom" and request.query_params.get("iframe", "").lower() in TRUE_VALUES:
             return self.framed_page(request)
         screen = SPECIAL_SCREENS.get(meeting_id.lower(), "")
+        failures = options.pop("connectFailures")
         if launcher and not screen:
             screen = "launcher"
+        elif failures and not screen and self.state.count_page_load(platform, meeting_id) <= failures:
+            screen = "connect_failed"  # Teams' transient "We couldn't connect you": N failed loads, then it works
         config = {
             "platform": platform,
             "meetingId": meeting_id,

@@ -67,6 +67,7 @@ class Meeting:
     participants: list[str] = field(default_factory=list)  # humans, in join order
     speech: list[Utterance] = field(default_factory=list)
     url_speech: set[tuple[str, str]] = field(default_factory=set)  # (speaker, audio) queued from URLs
+    page_loads: int = 0  # join pages served (for the connect_failures option)
 
 
 def check_meeting(platform: str, meeting_id: str) -> None:
@@ -92,6 +93,13 @@ class SimulatorState:
         self._lock = threading.RLock()
         self._meetings: dict[tuple[str, str], Meeting] = {}
         self._ids = itertools.count(1)
+
+    def count_page_load(self, platform: str, meeting_id: str) -> int:
+        """Count one more join page served for this meeting; returns the count so far."""
+        with self._lock:
+            meeting = self._meeting(platform, meeting_id)
+            meeting.page_loads += 1
+            return meeting.page_loads
 
     # -- helpers (lock held) -------------------------------------------------------------------------
 

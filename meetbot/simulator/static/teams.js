@@ -72,6 +72,7 @@
       ended: () => message("The meeting has ended", ""),
       left: () => message("You left the meeting", ""),
       notfound: () => message("Looks like the meeting URL is incorrect.", "Check the link and try again."),
+      connect_failed: () => message("We couldn't connect you", "Please try again."),
       invalid: () => message("Looks like the meeting URL is incorrect.", ""),
       blocked: () => message("Verify you're a real person", ""),
       signin: () => `

@@ -11,6 +11,7 @@ TABLE = Table(
         Loc("button", "Continue on this browser"),  # launcher choice [nx: V, S, B]
         Loc('[aria-label="Join on this browser"]'),  # [1x, S]
     ),
+    transient=(Loc("body", "we couldn't connect you"),),  # transient block: retry [1x, A]
     popups=(Loc("button", "Continue without audio or video"),),  # media denied; else Join never enables [nx: V, B]
     name_input=(
         Loc('input[data-tid="prejoin-display-name-input"]'),  # [nx: A, M, S]

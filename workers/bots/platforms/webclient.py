@@ -72,6 +72,7 @@ class Table:
     launcher: tuple[Loc, ...] = ()  # "continue in the browser" step before the pre-join page
     popups: tuple[Loc, ...] = ()  # dismissed when they appear, never required
     passcode_input: tuple[Loc, ...] = ()
+    transient: tuple[Loc, ...] = ()  # "could not connect, try again" screens: the page is reloaded
     # Screens: first match wins, in the order of payload() below
     removed: tuple[Loc, ...] = ()
     denied: tuple[Loc, ...] = ()
@@ -199,6 +200,8 @@ if (mode === 'join') {
   const join = first(T.join_button), name = first(T.name_input), passcode = first(T.passcode_input);
   out.els = {launcher: first(T.launcher), popup: first(T.popups), name, passcode, join,
     mic: first(T.mic_on), camera: first(T.camera_on)};
+  const transient = find(T.transient);
+  out.transient = transient ? (transient[1].text || transient[1].css) : null;
   out.joinEnabled = !!join && !join.disabled && join.getAttribute('aria-disabled') !== 'true';
   out.nameValue = name ? name.value : '';
   out.passcodeValue = passcode ? passcode.value : '';
@@ -222,6 +225,8 @@ class WebClientAdapter(PlatformAdapter):
     toggle_retry_seconds: ClassVar[float] = 1.0  # a toggle still showing "on" this long after a click: again
     toggle_max_clicks: ClassVar[int] = 3
     rejoin_click_seconds: ClassVar[float] = 3.0  # join still clickable this long after a click: click again
+    reload_pause_seconds: ClassVar[float] = 2.0  # on a "could not connect" screen: wait, then reload
+    max_reloads: ClassVar[int] = 3
     _payload_cache: ClassVar[dict[type, dict[str, Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -327,7 +332,7 @@ class WebClientAdapter(PlatformAdapter):
                 if state.phase in SETTLED:
                     self.log(f"{self.platform}: join done ({last})")
                     return
-                acted = self._join_step(raw, flow)
+                acted = self._retry_step(raw["transient"], flow) if raw.get("transient") else self._join_step(raw, flow)
             except TRANSIENT as exc:
                 last, acted = f"{type(exc).__name__}: {exc.msg}", False
             except WebDriverException as exc:
@@ -335,6 +340,21 @@ class WebClientAdapter(PlatformAdapter):
             if not acted:
                 time.sleep(self.poll_seconds)
         raise BotError(f"{self.platform}: not joined within {timeout:.0f}s ({last})", sub_code="internal_error")
+
+    def _retry_step(self, screen: str, flow: _JoinFlow) -> bool:
+        """The platform says it could not connect: reload after a pause, up to max_reloads times."""
+        now = time.monotonic()
+        if now - flow.reloaded_at < self.reload_pause_seconds:
+            return False
+        if flow.reloads >= self.max_reloads:
+            raise BotError(
+                f"{self.platform}: still '{screen}' after {flow.reloads} reloads", sub_code="meeting_unreachable"
+            )
+        flow.reloads += 1
+        flow.reloaded_at = now
+        self.log(f"{self.platform}: the page says '{screen}'; reloading ({flow.reloads}/{self.max_reloads})")
+        self.driver.refresh()
+        return True
 
     def _join_step(self, raw: dict[str, Any], flow: _JoinFlow) -> bool:
         """Do the next thing the page asks for; True when something was clicked or typed."""
@@ -419,5 +439,7 @@ class _JoinFlow:
     popup_clicks: int = 0
     clicked_at: dict[str, float] = dataclasses.field(default_factory=dict)  # popup/launcher: last click
     name_typed: int = 0
+    reloads: int = 0
+    reloaded_at: float = -1e9
     toggles: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     joined_at: float = -1e9
