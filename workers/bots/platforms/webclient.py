@@ -163,25 +163,41 @@ class WebClientAdapter(PlatformAdapter):
         return state
 
     def probe(self, mode: str = "state") -> dict[str, Any]:
-        self.enter_client_frame()
-        raw = self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, mode)
+        raw = self._probe_client(mode)
         if raw and raw.get("prompted"):
             self.log(f"{self.platform}: answered the call's prompt ({raw['prompted']})")
         return raw
 
-    def enter_client_frame(self) -> None:
-        """Point the driver at the iframe that holds the client, when the table names one and it is there."""
-        if not self.table.frame:
-            return
+    def _run_probe(self, mode: str, *extra: Any) -> Any:
+        """One probe round trip in the driver's current browsing context."""
+        return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, mode, *extra)
+
+    def _probe_client(self, mode: str, *extra: Any) -> Any:
+        """The probe where the client is: the current context first, so the usual poll costs one round
+        trip; when that finds nothing and the table names a client iframe, enter it and ask again."""
+        try:
+            result = self._run_probe(mode, *extra)
+        except NoSuchFrameException:  # the iframe we were in has gone
+            if not self.table.frame:
+                raise
+            result = None
+        found = result is not None and not (isinstance(result, dict) and result.get("phase") == Phase.UNKNOWN)
+        if self.table.frame and not found and self._enter_client_frame():
+            result = self._run_probe(mode, *extra)
+        return result
+
+    def _enter_client_frame(self) -> bool:
+        """Point the driver at the iframe that holds the client; False when the page has none now."""
         self.driver.switch_to.default_content()
-        payload = [dataclasses.asdict(loc) for loc in self.table.frame]
-        frame = self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, "find", payload)
+        frame = self._run_probe("find", [dataclasses.asdict(loc) for loc in self.table.frame])
         if frame is None:
-            return
+            return False
         try:
             self.driver.switch_to.frame(frame)
         except (NoSuchFrameException, StaleElementReferenceException):
             self.driver.switch_to.default_content()  # the frame went away between the two calls: next probe
+            return False
+        return True
 
     def _state(self, raw: dict[str, Any]) -> PageState:
         try:
@@ -207,9 +223,7 @@ class WebClientAdapter(PlatformAdapter):
             return PageState(Phase.UNKNOWN, detail=f"probe failed: {exc.msg}")
 
     def find(self, locs: tuple[Loc, ...]) -> WebElement | None:
-        self.enter_client_frame()
-        payload = [dataclasses.asdict(loc) for loc in locs]
-        return self.driver.execute_script(PROBE_JS, self.payload, self.request.bot_name, "find", payload)
+        return self._probe_client("find", [dataclasses.asdict(loc) for loc in locs])
 
     def click(self, element: WebElement) -> None:
         try:
