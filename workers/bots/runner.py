@@ -105,25 +105,26 @@ class BotRunner:
             bus, pulse = self.ctx.desktop()
             media = BotMedia(self.bot_id, settings, bus, pulse, self.report.log)
             outcome = self._attend(config, media)
-        except JoinCancelled:
-            outcome = self._stop_requested() or Outcome("killed", "Join cancelled")
-        except BotError as exc:
-            # A kill that lands while the page loads may surface as the load's failure: the kill wins.
-            outcome = self._stop_requested() or Outcome(exc.sub_code, str(exc.detail), fatal=True)
-        except WebDriverException as exc:
-            outcome = self._stop_requested() or Outcome(
-                "internal_error", f"Browser failure: {exc.msg or type(exc).__name__}", fatal=True
-            )
         except Exception as exc:
-            stopped = self._stop_requested()  # an aborted browser fails its driver's connection
-            if stopped is None:
-                log.exception("bot runner failed", extra={"bot_id": self.bot_id})
-            outcome = stopped or Outcome("internal_error", f"{type(exc).__name__}: {exc}", fatal=True)
+            # After a kill or shutdown, whatever failed next (a page load cut short, the driver of an aborted
+            # browser) is the stop's doing: the stop is the outcome.
+            outcome = self._stop_requested() or self._failure(exc)
         finally:
             try:
                 self._finish(row, media, outcome)  # heartbeats go on while the recording is stored
             finally:
                 heartbeat.stop()
+
+    def _failure(self, exc: Exception) -> Outcome:
+        """The outcome of a bot that stopped on `exc` without being asked to."""
+        if isinstance(exc, JoinCancelled):
+            return Outcome("killed", "Join cancelled")
+        if isinstance(exc, BotError):
+            return Outcome(exc.sub_code, str(exc.detail), fatal=True)
+        if isinstance(exc, WebDriverException):
+            return Outcome("internal_error", f"Browser failure: {exc.msg or type(exc).__name__}", fatal=True)
+        log.error("bot runner failed", exc_info=exc, extra={"bot_id": self.bot_id})
+        return Outcome("internal_error", f"{type(exc).__name__}: {exc}", fatal=True)
 
     def _attend(self, config: BotSettings, media: BotMedia) -> Outcome:
         settings = self.ctx.settings
