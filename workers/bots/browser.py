@@ -1,4 +1,4 @@
-"""One bot's Chromium under Selenium (own display, sink, profile), its process tree and its fake camera."""
+"""One bot's Chromium under Selenium (own display or headless, sink, profile), its process tree, its fake camera."""
 
 from __future__ import annotations
 
@@ -71,13 +71,15 @@ def prepare_camera_file(
 class BrowserSession(Lifecycle):
     """Chromium for one bot: its own X display, PulseAudio sink, D-Bus address and a throwaway profile.
 
-    start() launches chromedriver (explicit Service, never Selenium Manager) and Chromium; `.driver` is
-    the WebDriver. stop() quits, kills whatever of the process tree is left and deletes the profile.
+    With `display=None` Chromium runs `--headless=new`: no X server at all, and its audio still goes to
+    the PulseAudio sink (the audio-only mode). start() launches chromedriver (explicit Service, never
+    Selenium Manager) and Chromium; `.driver` is the WebDriver. stop() quits, kills whatever of the process
+    tree is left and deletes the profile.
     """
 
     def __init__(
         self,
-        display: str,
+        display: str | None,
         sink: str,
         pulse_env: Mapping[str, str],
         *,
@@ -113,6 +115,10 @@ class BrowserSession(Lifecycle):
         return self._driver
 
     @property
+    def headless(self) -> bool:
+        return self.display is None
+
+    @property
     def user_data_dir(self) -> Path | None:
         return self.temp_dir / "profile" if self.temp_dir else None
 
@@ -122,7 +128,6 @@ class BrowserSession(Lifecycle):
         home = self.temp_dir / "home"
         env.update(self.pulse_env)
         env.update(
-            DISPLAY=self.display,
             PULSE_SINK=self.sink,
             HOME=str(home),
             XDG_CONFIG_HOME=str(home / ".config"),
@@ -130,6 +135,8 @@ class BrowserSession(Lifecycle):
             LANGUAGE=self.settings.browser_language.replace("-", "_"),
             NO_AT_BRIDGE="1",  # no accessibility bridge (at-spi) to talk to
         )
+        if self.display is not None:
+            env["DISPLAY"] = self.display
         if self.dbus_address:
             env["DBUS_SESSION_BUS_ADDRESS"] = self.dbus_address
         return env
@@ -172,7 +179,9 @@ class BrowserSession(Lifecycle):
         # get() returns at DOMContentLoaded: the adapter polls for its elements anyway, and a kill or a
         # stop is not stuck behind a heavy client's last subresource.
         opts.page_load_strategy = "eager"
-        if self.kiosk:
+        if self.headless:
+            opts.add_argument("--headless=new")  # no display; audio still plays into PULSE_SINK
+        elif self.kiosk:
             opts.add_argument("--kiosk")  # the page fills the display: no tab strip or URL bar in recordings
         if self.camera_file is not None:
             opts.add_argument(f"--use-file-for-fake-video-capture={self.camera_file}")
@@ -226,8 +235,21 @@ class BrowserSession(Lifecycle):
         finally:
             self._remember_tree()
         self._driver.set_page_load_timeout(self.page_load_timeout)
+        if self.headless:
+            self._hide_headless_user_agent()
         with contextlib.suppress(Exception):  # the prefs and flags above already allow both
             self._driver.execute_cdp_cmd("Browser.grantPermissions", {"permissions": ["audioCapture", "videoCapture"]})
+
+    def _hide_headless_user_agent(self) -> None:
+        """Headless Chromium says "HeadlessChrome" in its user agent, which meeting sites may turn away; the
+        page sees the user agent of the same Chromium with a window instead. Best effort: a failure is logged."""
+        assert self._driver is not None
+        try:
+            agent = str(self._driver.execute_cdp_cmd("Browser.getVersion", {})["userAgent"])
+            override = {"userAgent": agent.replace("HeadlessChrome", "Chrome")}
+            self._driver.execute_cdp_cmd("Network.setUserAgentOverride", override)
+        except Exception as exc:
+            log.warning("headless user agent kept", extra={"error": str(exc)})
 
     def _remember_tree(self) -> None:
         proc = getattr(self._service, "process", None)

@@ -1,4 +1,5 @@
-"""One bot's desktop: its X display, audio sink, browser and recorder, started together and always cleaned up."""
+"""One bot's desktop: its X display (none for audio-only bots), audio sink, browser and recorder, started together
+and always cleaned up."""
 
 from __future__ import annotations
 
@@ -21,11 +22,37 @@ from workers.bots.recorder import Recorder
 
 log = logging.getLogger("meetbot.bot")
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
-SPOOL_RECORDING = "recording.mp4"  # the file ffmpeg writes in a bot's spool folder
+SPOOL_RECORDING = "recording.mp4"  # the file ffmpeg writes in a bot's spool folder (video bots)
+SPOOL_AUDIO_RECORDING = "recording.m4a"  # the same for audio-only bots: AAC in fragmented MP4
+VIDEO_CONTENT_TYPE = "video/mp4"
+AUDIO_CONTENT_TYPE = "audio/mp4"
+SPOOL_CONTENT_TYPES = {SPOOL_RECORDING: VIDEO_CONTENT_TYPE, SPOOL_AUDIO_RECORDING: AUDIO_CONTENT_TYPE}
+
+
+def find_spooled_recording(folder: Path) -> tuple[Path, str] | None:
+    """The non-empty recording a bot left in its spool folder and its content type, or None.
+
+    A bot writes only one of the two names; should both be there, the one written last wins.
+    """
+    found: list[tuple[float, Path, str]] = []
+    for name, content_type in SPOOL_CONTENT_TYPES.items():
+        path = Path(folder) / name
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            if path.is_file() and stat.st_size > 0:
+                found.append((stat.st_mtime, path, content_type))
+    if not found:
+        return None
+    _, path, content_type = max(found, key=lambda item: item[0])
+    return path, content_type
 
 
 class BotMedia:
-    """Owns every process and file of one bot; stop() is safe at any point of start()."""
+    """Owns every process and file of one bot; stop() is safe at any point of start().
+
+    An audio-only bot has no X display: its Chromium runs headless (audio still goes to its sink) and
+    ffmpeg records the sink's monitor alone into recording.m4a.
+    """
 
     def __init__(
         self,
@@ -34,29 +61,37 @@ class BotMedia:
         bus: SessionBus,
         pulse: PulseAudioServer,
         report: Callable[[str], None],
+        *,
+        audio_only: bool = False,
     ) -> None:
         self.bot_id = bot_id
         self.settings = settings
         self.bus = bus
         self.pulse = pulse
         self.report = report
+        self.audio_only = audio_only
         self.spool = settings.spool_dir / str(bot_id)
         self.display: XvfbDisplay | None = None
         self.sink: NullSink | None = None
         self.browser: BrowserSession | None = None
         self.recorder: Recorder | None = None
-        self.recording_path = self.spool / SPOOL_RECORDING
+        self.recording_path = self.spool / (SPOOL_AUDIO_RECORDING if audio_only else SPOOL_RECORDING)
         self.recording_started_at: float | None = None  # epoch seconds of the recording's media time 0
+
+    @property
+    def content_type(self) -> str:
+        return AUDIO_CONTENT_TYPE if self.audio_only else VIDEO_CONTENT_TYPE
 
     def start(self, bot_image: str | None) -> None:
         started = time.monotonic()
         self.spool.mkdir(parents=True, exist_ok=True)
         s = self.settings
-        self.display = XvfbDisplay(s.screen_width, s.screen_height, owner=str(self.spool)).start()
+        if not self.audio_only:
+            self.display = XvfbDisplay(s.screen_width, s.screen_height, owner=str(self.spool)).start()
         self.sink = self.pulse.create_sink(f"bot{self.bot_id}")
-        camera = self._camera_file(bot_image) if bot_image else None
+        camera = self._camera_file(bot_image) if bot_image else None  # the fake camera needs no display
         self.browser = BrowserSession(
-            self.display.display,
+            self.display.display if self.display else None,
             self.sink.name,
             self.pulse.env,
             dbus_address=self.bus.address,
@@ -65,7 +100,9 @@ class BotMedia:
             temp_root=self.spool / "browser",
             log_path=self.spool / "chromium.log",
         ).start()
-        self.report(f"browser started on display {self.display.display} in {time.monotonic() - started:.2f} s")
+        where = f"on display {self.display.display}" if self.display else "headless (audio only, no display)"
+        took = time.monotonic() - started
+        self.report(f"browser started {where} in {took:.2f} s")  # also logged, with the bot's id
 
     def _camera_file(self, url: str) -> Path | None:
         """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal."""
@@ -93,12 +130,12 @@ class BotMedia:
             return None
 
     def start_recorder(self) -> None:
-        if self.recorder is not None or self.display is None or self.sink is None:
+        if self.recorder is not None or self.sink is None or (self.display is None and not self.audio_only):
             return
         s = self.settings
         self.recording_path.unlink(missing_ok=True)
         self.recorder = Recorder(
-            self.display.display,
+            self.display.display if self.display else None,  # None: the sink's monitor alone
             self.sink.monitor,
             self.pulse.env,
             self.recording_path,

@@ -1,4 +1,5 @@
-"""ffmpeg screen + sink-monitor recording into crash-safe fragmented MP4, its silence tracking, and ffprobe."""
+"""ffmpeg screen + sink-monitor (or sink-monitor only) recording into crash-safe fragmented MP4, its silence
+tracking, and ffprobe."""
 
 from __future__ import annotations
 
@@ -130,13 +131,19 @@ class SoundTracker:
 class Recorder(Lifecycle):
     """ffmpeg recording one bot's X display and its sink's monitor into a fragmented MP4.
 
-    Fragments are cut every two seconds (keyframes), so a killed ffmpeg still leaves a playable file.
-    stop() sends SIGINT to ffmpeg itself, waits, then SIGKILLs.
+    With `display=None` it records the sink's monitor alone (AAC, no video input or encoder at all): the
+    audio-only mode. Fragments are cut at every video keyframe (two seconds), or every second when there is
+    no video, so a killed ffmpeg still leaves a playable file. stop() sends SIGINT to ffmpeg itself, waits,
+    then SIGKILLs.
     """
+
+    # Audio-only fragments: +frag_keyframe only cuts at *video* keyframes, so without video it would write
+    # nothing playable until ffmpeg exits cleanly; cut by duration instead (microseconds).
+    AUDIO_FRAGMENT_US = 1_000_000
 
     def __init__(
         self,
-        display: str,
+        display: str | None,
         monitor_source: str,
         pulse_env: Mapping[str, str],
         out_path: Path,
@@ -170,6 +177,10 @@ class Recorder(Lifecycle):
         self._tail: deque[str] = deque(maxlen=60)
         self._log: IO[bytes] | None = None
 
+    @property
+    def audio_only(self) -> bool:
+        return self.display is None
+
     def command(self, zero: float) -> list[str]:
         """The ffmpeg command line; `zero` (epoch seconds) becomes media time 0 of both streams.
 
@@ -177,24 +188,32 @@ class Recorder(Lifecycle):
         to its own first packet, and PulseAudio's first packet comes 0.1-2 s after the first frame (a
         null sink idles in 2 s blocks), which skewed audio against video by up to half a second in
         tests; re-basing both on one wall-clock instant keeps them within a frame. aresample pads the
-        audio with silence from 0 to its first sample and fills any later gap, so it stays in sync.
+        audio with silence from 0 to its first sample and fills any later gap, so it stays in sync (and, audio
+        only, media time 0 is still `zero`, so the speaker timeline lines up the same way).
         -tune zerolatency: with x264's ~1 s lookahead ffmpeg reads the audio input ~1 s behind and
         drops that backlog on SIGINT (the recording lost its last second of audio); zerolatency also
         used less CPU, for ~25 % larger files. Keyframes every 2 s cut the fragments.
         """
-        size = f"{self.width}x{self.height}"
         cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-stats", "-stats_period", "0.5"]
-        cmd += ["-copyts", "-thread_queue_size", "1024", "-f", "x11grab", "-draw_mouse", "0"]
-        cmd += ["-video_size", size, "-framerate", str(self.framerate), "-i", self.display]
+        cmd += ["-copyts"]
+        if self.display is not None:
+            size = f"{self.width}x{self.height}"
+            cmd += ["-thread_queue_size", "1024", "-f", "x11grab", "-draw_mouse", "0"]
+            cmd += ["-video_size", size, "-framerate", str(self.framerate), "-i", self.display]
         cmd += ["-thread_queue_size", "1024", "-f", "pulse", "-sample_rate", "48000", "-channels", "2"]
-        cmd += ["-i", self.monitor_source, "-map", "0:v", "-map", "1:a"]
-        cmd += ["-vf", f"setpts=PTS-{zero:.6f}/TB", "-c:v", "libx264", "-preset", "veryfast", "-crf", "28"]
-        cmd += ["-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(self.framerate * 2)]
+        cmd += ["-i", self.monitor_source]
+        if self.display is not None:
+            cmd += ["-map", "0:v", "-map", "1:a"]
+            cmd += ["-vf", f"setpts=PTS-{zero:.6f}/TB", "-c:v", "libx264", "-preset", "veryfast", "-crf", "28"]
+            cmd += ["-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(self.framerate * 2)]
+            fragments = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
+        else:
+            cmd += ["-map", "0:a", "-vn"]
+            fragments = ["-movflags", "+empty_moov+default_base_moof", "-frag_duration", str(self.AUDIO_FRAGMENT_US)]
         silence = f"silencedetect=noise={self.silence_threshold_db}dB:d={self.silence_min_seconds}"
         audio_filter = f"asetpts=PTS-{zero:.6f}/TB,aresample=async=1:first_pts=0,{silence}"
         cmd += ["-af", audio_filter, "-c:a", "aac", "-b:a", "128k"]
-        cmd += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-flush_packets", "1"]
-        cmd += ["-f", "mp4", str(self.out_path)]
+        cmd += [*fragments, "-flush_packets", "1", "-f", "mp4", str(self.out_path)]
         return cmd
 
     def start(self) -> Self:
@@ -244,7 +263,8 @@ class Recorder(Lifecycle):
 
     def _line(self, line: str, now: float) -> None:
         self._tail.append(line)
-        if not self._capturing.is_set() and (line.startswith("Input #1") or "time=" in line):
+        audio_input = "Input #0" if self.audio_only else "Input #1"
+        if not self._capturing.is_set() and (line.startswith(audio_input) or "time=" in line):
             # The audio input is described once its first packets arrived: from here on, what the
             # sink plays is recorded.
             self.capturing_after = now - self._started_mono
@@ -257,7 +277,7 @@ class Recorder(Lifecycle):
         return self.proc is not None and self.proc.poll() is None
 
     def wait_until_capturing(self, timeout: float = 10.0) -> bool:
-        """Block until ffmpeg has opened the screen and the audio source; False on timeout or exit."""
+        """Block until ffmpeg has opened its inputs (the audio source last); False on timeout or exit."""
         deadline = time.monotonic() + timeout
         while not self._capturing.wait(0.05):
             if not self.is_running() or time.monotonic() > deadline:

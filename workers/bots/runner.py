@@ -103,7 +103,8 @@ class BotRunner:
         outcome = Outcome("internal_error", "The bot stopped unexpectedly", fatal=True)
         try:
             bus, pulse = self.ctx.desktop()
-            media = BotMedia(self.bot_id, settings, bus, pulse, self.report.log)
+            audio_only = config.recording_settings.audio_only
+            media = BotMedia(self.bot_id, settings, bus, pulse, self.report.log, audio_only=audio_only)
             outcome = self._attend(config, media)
         except Exception as exc:
             # After a kill or shutdown, whatever failed next (a page load cut short, the driver of an aborted
