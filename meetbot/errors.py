@@ -64,6 +64,18 @@ class ServiceUnavailable(MeetBotError):
     default_detail = "Service unavailable"
 
 
+class StorageUnavailable(ServiceUnavailable):
+    """The object store cannot be reached or refused the operation; the caller may retry."""
+
+    default_detail = "The recording store is unavailable; try again"
+
+
+class ObjectMissing(NotFound):
+    """The object store holds nothing under the key asked for."""
+
+    default_detail = "Recording not found"
+
+
 class BotError(MeetBotError):
     """Raised inside a bot runner; sub_code is the event sub_code the bot ends with."""
 

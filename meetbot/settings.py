@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     video_framerate: int = Field(15, ge=1, le=60)
     browser_language: str = "en-US"
 
+    # Recordings
+    recording_retention_days: float | None = Field(None, gt=0)  # None: kept until deleted
+    retention_interval_seconds: float = Field(300, ge=1)
+    # Seconds between a bot's upload attempts; after the last, the reaper retries from the spool.
+    storage_upload_retry_seconds: str = Field("1,2,4,8,15,30,60", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$")
+    download_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)  # S3 presigns at most 7 days
+
     # Simulator
     simulator_host: str = "127.0.0.1"
     simulator_port: int = Field(8100, ge=1, le=65535)
@@ -68,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def effective_storage_url(self) -> str:
         return self.storage_url or f"file://{self.data_dir / 'storage'}"
+
+    @property
+    def upload_retry_delays(self) -> list[float]:
+        return [float(part) for part in self.storage_upload_retry_seconds.split(",")]
 
     @property
     def spool_dir(self) -> Path:

@@ -19,7 +19,7 @@ from meetbot.db import migrate
 from meetbot.db.engine import dispose_engines, get_engine
 from meetbot.db.tables import metadata
 from meetbot.settings import Settings
-from tests.support import make_speech, running_simulator
+from tests.support import SeaweedFS, make_speech, make_test_recording, running_seaweedfs, running_simulator
 
 PG_ADMIN_URL = os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEETBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -137,3 +137,30 @@ def simulator(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 GOOGLE_BOT = {"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}}
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 server (SeaweedFS `weed mini`) for the session, on free ports."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs") / "data") as weed:
+        yield weed
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that uses it runs once on the local store and once on S3 (a fresh bucket each time)."""
+    if request.param == "local":
+        return f"file://{tmp_path / 'store'}"
+    weed: SeaweedFS = request.getfixturevalue("seaweedfs")
+    return weed.server.url(f"meetbot-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def recording_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12 s video recording (test picture and tone) in the spool's format."""
+    return make_test_recording(tmp_path_factory.mktemp("media") / "recording.mp4")
+
+
+@pytest.fixture(scope="session")
+def audio_recording_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_test_recording(tmp_path_factory.mktemp("media") / "recording.m4a", video=False)

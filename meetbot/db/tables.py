@@ -151,3 +151,32 @@ api_request_logs = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False),
     _created(),
 )
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("storage_key", sa.String(500), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("duration_seconds", sa.Float, nullable=False),
+    sa.Column("streams", JSONType, nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    _created(),
+    sa.Column("expires_at", UTCDateTime(), nullable=True, index=True),
+)
+
+share_links = sa.Table(
+    "share_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    _created(),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("view_count", sa.Integer, nullable=False, server_default="0"),
+)

@@ -34,6 +34,7 @@ class EventType(StrEnum):
     ACTIVE_SPEAKER = "ACTIVE_SPEAKER"
     LOG = "LOG"
     RECORDING_READY = "RECORDING_READY"
+    RECORDING_DELETED = "RECORDING_DELETED"
     TRANSCRIPT_READY = "TRANSCRIPT_READY"
     SUMMARY_READY = "SUMMARY_READY"
 
@@ -90,8 +91,14 @@ class AutomaticLeave(ApiModel):
     everyone_left_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
 
 
+RETENTION_DAYS_MAX = 36500
+
+
 class RecordingSettings(ApiModel):
     audio_only: StrictBool = False
+    retention_days: StrictInt | None = Field(
+        None, ge=1, le=RETENTION_DAYS_MAX, description="delete the recording this many days after it is stored"
+    )
 
 
 class TranscriptionSettings(ApiModel):
@@ -175,6 +182,7 @@ class AutomaticLeavePatch(ApiModel):
 
 class RecordingSettingsPatch(ApiModel):
     audio_only: StrictBool | None = None
+    retention_days: StrictInt | None = Field(None, ge=1, le=RETENTION_DAYS_MAX)
 
 
 class TranscriptionSettingsPatch(ApiModel):

@@ -259,7 +259,15 @@ class BotRunner:
             media.stop()
         if path is not None and self.phase == Phase.IN_CALL:
             try:
-                store_recording(self.ctx, row.user_id, self.bot_id, path, self.report, media.recording_started_at)
+                store_recording(
+                    self.ctx,
+                    row.user_id,
+                    self.bot_id,
+                    path,
+                    self.report,
+                    media.recording_started_at,
+                    media.content_type,
+                )
             except Exception:
                 log.exception("recording upload failed", extra={"bot_id": self.bot_id})
                 self.report.log("recording could not be stored; it stays in the spool", "ERROR")
