@@ -19,6 +19,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict with the resource's state",
     413: "Request body too large",
+    416: "Range not satisfiable (Content-Range: bytes */size)",
     429: "Rate limited (see Retry-After)",
     503: "A backing service is unavailable",
 }
@@ -76,7 +77,12 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
             "tags": [endpoint.tag],
             "operationId": endpoint.handler.__name__ + "_" + endpoint.method.lower(),
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"} if name in endpoint.text_params else {"type": "integer", "minimum": 1},
+                }
                 for name in endpoint.path_params
             ],
             "responses": {},

@@ -74,6 +74,8 @@ class Endpoint:
     response_media: str = "application/json"
     include_in_schema: bool = True
     not_found: str = "Not found"  # the detail of this resource's 404, also used for ids beyond MAX_ROW_ID
+    text_params: tuple[str, ...] = ()  # path parameters that are strings (e.g. a share token), not row ids
+    redact_path: bool = False  # log the route's template, not the path (which carries a secret)
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -165,6 +167,8 @@ def _path_ids(endpoint: Endpoint, request: Request) -> tuple[dict[str, int], boo
     values: dict[str, int] = {}
     errors = []
     for name in endpoint.path_params:
+        if name in endpoint.text_params:
+            continue
         raw = request.path_params.get(name, "")
         # isascii: "²".isdigit() is true; the length bound keeps int() away from huge digit strings.
         if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_ID:
@@ -179,6 +183,7 @@ def _path_ids(endpoint: Endpoint, request: Request) -> tuple[dict[str, int], boo
 async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services) -> dict[str, Any]:
     ids, beyond_rows = _path_ids(endpoint, request)
     kwargs: dict[str, Any] = dict(ids)
+    kwargs.update({name: request.path_params.get(name, "") for name in endpoint.text_params})
     context = {"allow_simulator": services.settings.allow_simulator}
     if endpoint.query is not None:
         params = dict(request.query_params)
@@ -265,11 +270,12 @@ def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
             response = error_response(exc)
         response.headers.update(limit_headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        path = request.scope.get("root_path", "") + endpoint.path if endpoint.redact_path else request.url.path
         log.info(
             "request",
             extra={
                 "method": request.method,
-                "path": request.url.path,
+                "path": path,
                 "status": response.status_code,
                 "duration_ms": round(elapsed_ms, 2),
                 "user_id": ctx.principal_or_none.user_id if ctx.principal_or_none else None,

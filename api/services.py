@@ -1,4 +1,4 @@
-"""What every request handler can reach: settings, database engine, broker, kill signals, rate limiter."""
+"""What every request handler can reach: settings, database, broker, kill signals, rate limiter, object store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from meetbot.domain.accounts import TokenPolicy
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, kill_signals_for
+from meetbot.storage import ObjectStore, store_from_url
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Services:
     broker: dramatiq.Broker
     kill_signals: KillSignals
     rate_limiter: RateLimiter
+    store: ObjectStore
     secret_key: str = field(repr=False)
 
     @property
@@ -39,6 +41,7 @@ class Services:
             broker=broker or build_broker(settings),
             kill_signals=kill_signals_for(settings.redis_url),
             rate_limiter=RateLimiter(settings),
+            store=store_from_url(settings.effective_storage_url),
             secret_key=settings.resolved_secret_key(),
         )
 

@@ -18,6 +18,7 @@ QUEUES = (QUEUE_BOTS, QUEUE_TRANSCRIBE, QUEUE_SUMMARIZE, QUEUE_WEBHOOKS, QUEUE_M
 
 ACTOR_RUN_BOT = "run_bot"
 ACTOR_REAP = "reap_stale_bots"
+ACTOR_EXPIRE_RECORDINGS = "expire_recordings"
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from api.app import all_endpoints, create_app
 from api.services import Services
 from tests.conftest import REDIS_URL, make_settings, register_and_login
+from tests.support import free_port
 
 
 def limited_client(tmp_path: Path, db_url: str, **overrides: object) -> TestClient:
@@ -68,7 +69,7 @@ def test_redis_limit_is_shared_by_api_processes(tmp_path: Path, db_url: str) -> 
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("http://testserver/healthz").json() == {"status": "ok"}
     ready = client.get("http://testserver/readyz")
-    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    assert ready.status_code == 200 and ready.json()["database"] == "ok" and ready.json()["storage"] == "ok"
 
 
 def test_readiness_reports_a_dead_redis(tmp_path: Path, db_url: str) -> None:
@@ -76,6 +77,15 @@ def test_readiness_reports_a_dead_redis(tmp_path: Path, db_url: str) -> None:
     client = TestClient(create_app(settings, Services.from_settings(settings)))
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["redis"].startswith("error")
+
+
+def test_readiness_reports_a_dead_store(tmp_path: Path, db_url: str) -> None:
+    down = f"s3://key:secret@127.0.0.1:{free_port()}/meetbot?secure=false&region=us-east-1"
+    settings = make_settings(tmp_path, db_url, storage_url=down)
+    client = TestClient(create_app(settings, Services.from_settings(settings)))
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["storage"].startswith("error")
+    assert ready.json()["database"] == "ok"
 
 
 def test_openapi_document_covers_every_endpoint(client: TestClient) -> None:

@@ -22,6 +22,11 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
 
         reap(ctx)
 
+    def expire_recordings() -> None:
+        from workers.maintenance import expire_recordings as expire
+
+        expire(ctx)
+
     return {
         queue.ACTOR_RUN_BOT: dramatiq.actor(
             run_bot,
@@ -38,5 +43,13 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
             broker=broker,
             max_retries=0,
             time_limit=120_000,
+        ),
+        queue.ACTOR_EXPIRE_RECORDINGS: dramatiq.actor(
+            expire_recordings,
+            actor_name=queue.ACTOR_EXPIRE_RECORDINGS,
+            queue_name=queue.QUEUE_MAINTENANCE,
+            broker=broker,
+            max_retries=0,  # the next pass picks up whatever this one left
+            time_limit=600_000,
         ),
     }

@@ -1,4 +1,4 @@
-"""The reaper: ends bots whose worker vanished, and re-sends or fails deploys whose message was lost."""
+"""Maintenance jobs: the reaper (lost workers, lost deploys, spooled recordings) and recording retention."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from meetbot import queue
 from meetbot.db import now_utc
 from meetbot.db.tables import bots
 from meetbot.domain import bot_states
+from meetbot.domain import recordings as rec_ops
 from meetbot.domain.bots import scheduled_start
+from meetbot.errors import StorageUnavailable
 from meetbot.schemas.bots import BotStatus as S
 from workers.bots.recording import recover_spooled_recordings
 from workers.context import WorkerContext
@@ -96,3 +98,27 @@ def resend_lost_deploys(ctx: WorkerContext, now: datetime) -> tuple[int, int]:
             ctx.broker.enqueue(message)
             requeued += 1
     return requeued, failed
+
+
+def expire_recordings(ctx: WorkerContext, batch: int = 100) -> int:
+    """Delete recordings past their retention (the bytes, then the row and share links), with an event each.
+
+    A store that is down stops the pass; the next pass takes up where this one stopped.
+    """
+    deleted = 0
+    while True:
+        with ctx.engine.connect() as conn:
+            expired = rec_ops.expired_recordings(conn, now_utc(), batch)
+        for row in expired:
+            try:
+                ctx.store.delete(row.storage_key)
+            except StorageUnavailable:
+                log.warning("retention pass stopped: the store is unavailable", extra={"deleted": deleted})
+                return deleted
+            with ctx.engine.begin() as conn:
+                deleted += rec_ops.forget_recording(conn, row.bot_id, "retention")
+        if len(expired) < batch:
+            break
+    if deleted:
+        log.info("expired recordings deleted", extra={"count": deleted})
+    return deleted

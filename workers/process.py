@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import dramatiq
 
@@ -70,11 +71,22 @@ class WorkerProcess:
         )
 
     def _tick(self) -> None:
-        while not self._clock_stop.wait(self.settings.reaper_interval_seconds):
-            try:
-                queue.send(self.broker, queue.QUEUE_MAINTENANCE, queue.ACTOR_REAP)
-            except Exception:
-                log.exception("could not schedule the reaper")
+        """Schedules the maintenance jobs: the reaper every reaper interval, retention every retention interval."""
+        s = self.settings
+        schedule = {
+            queue.ACTOR_REAP: s.reaper_interval_seconds,
+            queue.ACTOR_EXPIRE_RECORDINGS: s.retention_interval_seconds,
+        }
+        due = {actor: time.monotonic() + interval for actor, interval in schedule.items()}
+        due[queue.ACTOR_EXPIRE_RECORDINGS] = time.monotonic()  # retention also runs once at start
+        while not self._clock_stop.wait(max(0.0, min(due.values()) - time.monotonic())):
+            now = time.monotonic()
+            for actor in [name for name, when in due.items() if when <= now]:
+                due[actor] = now + schedule[actor]
+                try:
+                    queue.send(self.broker, queue.QUEUE_MAINTENANCE, actor)
+                except Exception:
+                    log.exception("could not schedule a maintenance job", extra={"actor": actor})
 
     def stop(self, timeout_s: float = 60.0) -> None:
         """Bots leave their calls and store their recordings, then the threads and daemons stop."""

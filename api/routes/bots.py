@@ -62,8 +62,19 @@ def update_bot(ctx: Context, id: int, body: BotUpdate) -> Bot:
     return bot_ops.bot_from_row(row)
 
 
-@router.route("DELETE", "/bots/{id}", "Delete a bot that is not active", TAG, status=204, errors=(404, 409))
+@router.route(
+    "DELETE",
+    "/bots/{id}",
+    "Delete a bot that is not active, and its recording",
+    TAG,
+    status=204,
+    errors=(404, 409, 503),
+)
 def delete_bot(ctx: Context, id: int) -> None:
+    with ctx.transaction() as conn:
+        key = bot_ops.deletable_bot_recording(conn, ctx.user_id, id)
+    if key is not None:
+        ctx.services.store.delete(key)  # the bytes first: a store that is down leaves the bot as it was
     with ctx.transaction() as conn:
         bot_ops.delete_bot(conn, ctx.user_id, id)
 

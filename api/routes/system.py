@@ -44,6 +44,11 @@ def readiness(services: Services) -> tuple[int, dict[str, str]]:
             checks["redis"] = "ok" if services.rate_limiter.ping() else "error: no answer"
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
+    try:
+        services.store.check()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"error: {type(exc).__name__}"
     ok = all(value == "ok" for value in checks.values())
     return (200 if ok else 503), {"status": "ok" if ok else "unavailable", **checks}
 

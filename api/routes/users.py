@@ -11,6 +11,7 @@ from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
 from meetbot.db.tables import api_keys, api_request_logs, bots
 from meetbot.domain import accounts
+from meetbot.domain.recordings import recording_totals
 from meetbot.errors import Unauthorized
 from meetbot.schemas.auth import ApiLog, ApiLogList, ApiLogQuery, Usage, User, UserUpdate
 from meetbot.schemas.common import page_envelope
@@ -56,7 +57,13 @@ def update_me(ctx: Context, body: UserUpdate) -> User:
         return User.model_validate(accounts.update_user(conn, ctx.user_id, **values))
 
 
-@router.route("GET", "/users/me/usage", "Bot counts, time in call and API requests", TAG, response=Usage)
+@router.route(
+    "GET",
+    "/users/me/usage",
+    "Bot counts, time in call, recorded minutes, storage used and API requests",
+    TAG,
+    response=Usage,
+)
 def usage(ctx: Context) -> Usage:
     day_ago = now_utc() - timedelta(days=1)
     with ctx.transaction() as conn:
@@ -78,6 +85,7 @@ def usage(ctx: Context) -> Usage:
                 bots.c.user_id == ctx.user_id, bots.c.joined_at.is_not(None)
             )
         ).all()
+        recorded_seconds, storage_bytes = recording_totals(conn, ctx.user_id)
     now = now_utc()
     seconds = sum(((left or now) - joined).total_seconds() for joined, left in spans)
     return Usage(
@@ -87,6 +95,8 @@ def usage(ctx: Context) -> Usage:
         api_requests_last_24h=recent,
         api_keys_active=active_keys,
         seconds_in_call=round(seconds, 1),
+        recorded_minutes=round(recorded_seconds / 60, 2),
+        storage_bytes=storage_bytes,
     )
 
 

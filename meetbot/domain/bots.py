@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from meetbot import queue
 from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
-from meetbot.db.tables import bot_events, bot_logs, bots
+from meetbot.db.tables import bot_events, bot_logs, bots, recordings
 from meetbot.domain.bot_states import ACTIVE, FINISHED, transition
 from meetbot.errors import Conflict, NotFound, ValidationFailed
 from meetbot.schemas.bots import (
@@ -129,7 +129,16 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
     ).one()
 
 
+def deletable_bot_recording(conn: sa.Connection, user_id: int, bot_id: int) -> str | None:
+    """The storage key of the recording of a bot that may be deleted (404/409 for one that may not)."""
+    row = get_bot(conn, user_id, bot_id)
+    if S(row.status) in ACTIVE:
+        raise Conflict("Bot is active: kill it before deleting it")
+    return conn.execute(sa.select(recordings.c.storage_key).where(recordings.c.bot_id == bot_id)).scalar()
+
+
 def delete_bot(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
+    """Delete a bot that is not active, with its events, logs, recording row and share links (cascade)."""
     row = get_bot(conn, user_id, bot_id)
     if S(row.status) in ACTIVE:
         raise Conflict("Bot is active: kill it before deleting it")

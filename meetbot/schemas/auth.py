@@ -102,3 +102,5 @@ class Usage(ResponseModel):
     api_requests_last_24h: int = Field(alias="apiRequestsLast24h")
     api_keys_active: int
     seconds_in_call: float
+    recorded_minutes: float = Field(description="minutes of the recordings the user has stored now")
+    storage_bytes: int = Field(description="bytes those recordings take in the store")
