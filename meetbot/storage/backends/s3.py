@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,11 @@ from meetbot.errors import MeetBotError, ObjectMissing, StorageUnavailable
 from meetbot.storage.backend import CHUNK_SIZE, ObjectInfo, ObjectStore, safe_key
 
 PART_SIZE = 16 * 1024 * 1024  # multipart upload parts: the most an upload holds in memory at once
+# A player seeks with a burst of Range requests, each needing the object's size and validators: a short-lived
+# stat cache spares one S3 round trip per request. Objects are written once; a rewrite or delete through this
+# store clears its entry, another process's rewrite is seen within this many seconds.
+STAT_CACHE_SECONDS = 5.0
+STAT_CACHE_ENTRIES = 1024
 MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
 BUCKET_EXISTS_CODES = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -49,6 +55,8 @@ class S3Store(ObjectStore):
         self.bucket = bucket
         self._bucket_ready = False
         self._bucket_lock = threading.Lock()
+        self._stats: dict[str, tuple[float, ObjectInfo]] = {}
+        self._stats_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> S3Store:
@@ -95,6 +103,7 @@ class S3Store(ObjectStore):
             self._bucket_ready = True
 
     def put_file(self, key: str, source: Path, content_type: str) -> ObjectInfo:
+        self._forget(key)
         self._ensure_bucket()
         with _unavailable_on_error():
             # Multipart above PART_SIZE, one part in flight: memory stays at one part whatever the file's size.
@@ -106,9 +115,27 @@ class S3Store(ObjectStore):
                 part_size=PART_SIZE,
                 num_parallel_uploads=1,
             )
+        self._forget(key)
         return self.stat(key)
 
     def stat(self, key: str) -> ObjectInfo:
+        now = time.monotonic()
+        with self._stats_lock:
+            cached = self._stats.get(key)
+        if cached is not None and now - cached[0] < STAT_CACHE_SECONDS:
+            return cached[1]
+        info = self._stat_uncached(key)
+        with self._stats_lock:
+            if len(self._stats) >= STAT_CACHE_ENTRIES:
+                self._stats.clear()
+            self._stats[key] = (now, info)
+        return info
+
+    def _forget(self, key: str) -> None:
+        with self._stats_lock:
+            self._stats.pop(key, None)
+
+    def _stat_uncached(self, key: str) -> ObjectInfo:
         with _unavailable_on_error():
             found = self.client.stat_object(self.bucket, safe_key(key))
         modified = found.last_modified or datetime.now(UTC)
@@ -128,6 +155,7 @@ class S3Store(ObjectStore):
         return _response_chunks(response)
 
     def delete(self, key: str) -> None:
+        self._forget(key)
         with _unavailable_on_error():
             self.client.remove_object(self.bucket, safe_key(key))  # S3 answers 204 for a missing key too
 
