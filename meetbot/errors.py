@@ -76,6 +76,20 @@ class ObjectMissing(NotFound):
     default_detail = "Recording not found"
 
 
+class TranscriptionError(MeetBotError):
+    """A recording could not be transcribed (unreadable media, no audio, a model that is not available)."""
+
+    status_code = 422
+    default_detail = "The recording could not be transcribed"
+
+
+class SummaryError(MeetBotError):
+    """A transcript could not be summarized (nothing to summarize, an LLM endpoint that failed)."""
+
+    status_code = 422
+    default_detail = "The transcript could not be summarized"
+
+
 class BotError(MeetBotError):
     """Raised inside a bot runner; sub_code is the event sub_code the bot ends with."""
 

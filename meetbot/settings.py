@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +55,21 @@ class Settings(BaseSettings):
     # Seconds between a bot's upload attempts; after the last, the reaper retries from the spool.
     storage_upload_retry_seconds: str = Field("1,2,4,8,15,30,60", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$")
     download_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)  # S3 presigns at most 7 days
+
+    # Transcription (faster-whisper) and summaries
+    whisper_model: str | None = None  # a size name (e.g. large-v3) or a model directory; None: packaged tiny.en
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_compute_type: str = "auto"  # auto: float16 on CUDA; on CPU the faster of int8/float32 here
+    whisper_batch_size: int = Field(8, ge=0, le=64)  # 0: the sequential pipeline
+    whisper_beam_size: int = Field(1, ge=1, le=10)
+    whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: faster-whisper's default
+    # transcription.auto: the bot hands audio to the transcribers at a silence this long into a chunk, or at the max
+    live_chunk_min_seconds: float = Field(30, ge=5)
+    live_chunk_max_seconds: float = Field(60, ge=10)
+    llm_base_url: str | None = None  # an OpenAI-compatible API, e.g. https://api.openai.com/v1
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(60, gt=0, le=600)
 
     # Simulator
     simulator_host: str = "127.0.0.1"
