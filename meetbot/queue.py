@@ -19,6 +19,9 @@ QUEUES = (QUEUE_BOTS, QUEUE_TRANSCRIBE, QUEUE_SUMMARIZE, QUEUE_WEBHOOKS, QUEUE_M
 ACTOR_RUN_BOT = "run_bot"
 ACTOR_REAP = "reap_stale_bots"
 ACTOR_EXPIRE_RECORDINGS = "expire_recordings"
+ACTOR_TRANSCRIBE = "transcribe_recording"
+ACTOR_TRANSCRIBE_CHUNK = "transcribe_chunk"
+ACTOR_SUMMARIZE = "summarize_transcript"
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:

@@ -27,6 +27,21 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
 
         expire(ctx)
 
+    def transcribe_recording(bot_id: int, attempt: int) -> None:
+        from workers.transcription import run_transcription
+
+        run_transcription(ctx, bot_id, attempt)
+
+    def transcribe_chunk(bot_id: int, idx: int) -> None:
+        from workers.transcription import run_chunk
+
+        run_chunk(ctx, bot_id, idx)
+
+    def summarize_transcript(bot_id: int, attempt: int) -> None:
+        from workers.transcription import run_summary
+
+        run_summary(ctx, bot_id, attempt)
+
     return {
         queue.ACTOR_RUN_BOT: dramatiq.actor(
             run_bot,
@@ -51,5 +66,31 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
             broker=broker,
             max_retries=0,  # the next pass picks up whatever this one left
             time_limit=600_000,
+        ),
+        # A job fails with its reason instead of being retried; a message whose worker died is redelivered by
+        # the broker and claimed again (the job row's attempt number makes that safe).
+        queue.ACTOR_TRANSCRIBE: dramatiq.actor(
+            transcribe_recording,
+            actor_name=queue.ACTOR_TRANSCRIBE,
+            queue_name=queue.QUEUE_TRANSCRIBE,
+            broker=broker,
+            max_retries=0,
+            time_limit=6 * 3600_000,
+        ),
+        queue.ACTOR_TRANSCRIBE_CHUNK: dramatiq.actor(
+            transcribe_chunk,
+            actor_name=queue.ACTOR_TRANSCRIBE_CHUNK,
+            queue_name=queue.QUEUE_TRANSCRIBE,
+            broker=broker,
+            max_retries=0,
+            time_limit=3600_000,
+        ),
+        queue.ACTOR_SUMMARIZE: dramatiq.actor(
+            summarize_transcript,
+            actor_name=queue.ACTOR_SUMMARIZE,
+            queue_name=queue.QUEUE_SUMMARIZE,
+            broker=broker,
+            max_retries=0,
+            time_limit=3600_000,
         ),
     }

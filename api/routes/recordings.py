@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from starlette.responses import Response
 
 from api.media import file_signature, media_response, signature_valid
+from api.routes.transcripts import transcript_response
 from api.routing import Context, Router
+from meetbot.domain import jobs
 from meetbot.domain import recordings as rec_ops
 from meetbot.errors import Forbidden, NotFound
 from meetbot.schemas.common import page_envelope
@@ -23,6 +25,7 @@ from meetbot.schemas.recordings import (
     ShareCreate,
     ShareLink,
 )
+from meetbot.schemas.transcripts import TranscriptQuery, TranscriptResource
 from meetbot.storage.backend import RECORDING_EXTENSIONS
 
 router = Router(not_found=rec_ops.RECORDING_NOT_FOUND)
@@ -143,11 +146,22 @@ def stream_recording(ctx: Context, bot_id: int) -> Response:
     return media_response(ctx.request, ctx.services.store, row.storage_key, recording_filename(row))
 
 
-@router.route("GET", "/recordings/{bot_id}/transcription", "The recording's transcript", TAG, errors=(404,))
-def recording_transcription(ctx: Context, bot_id: int) -> None:
+@router.route(
+    "GET",
+    "/recordings/{bot_id}/transcription",
+    "The recording's transcript (as GET /transcripts/{bot_id})",
+    TAG,
+    query=TranscriptQuery,
+    response=TranscriptResource,
+    errors=(404, 409),
+)
+def recording_transcription(ctx: Context, bot_id: int, query: TranscriptQuery) -> TranscriptResource | Response:
     with ctx.transaction() as conn:
         rec_ops.get_recording(conn, ctx.user_id, bot_id)
-    raise NotFound("Transcript not found")
+        row = jobs.find_job(conn, jobs.TRANSCRIPT, bot_id)
+    if row is None:
+        raise NotFound(jobs.TRANSCRIPT.not_found)
+    return transcript_response(row, query.format)
 
 
 # --- share links ----------------------------------------------------------------------------------

@@ -14,11 +14,14 @@ from starlette.responses import HTMLResponse, Response
 
 from api.media import media_response
 from api.routes.recordings import public_base, recording_filename
+from api.routes.transcripts import transcript_response
 from api.routing import Context, Router
+from meetbot.domain import jobs
 from meetbot.domain import recordings as rec_ops
 from meetbot.errors import NotFound
 from meetbot.schemas.common import format_utc
 from meetbot.schemas.recordings import SharedRecording
+from meetbot.schemas.transcripts import TranscriptResource
 
 router = Router(not_found=rec_ops.SHARE_NOT_FOUND)
 TAG = "Share links (public)"
@@ -116,8 +119,12 @@ def shared_stream(ctx: Context, token: str) -> Response:
     return media_response(ctx.request, ctx.services.store, row.storage_key, recording_filename(row))
 
 
-@router.route("GET", "/share/{token}/transcript", "A shared recording's transcript", TAG, **PUBLIC)
-def shared_transcript(ctx: Context, token: str) -> None:
+@router.route("GET", "/share/{token}/transcript", "A shared recording's transcript, once done", TAG,
+              response=TranscriptResource, **PUBLIC)  # fmt: skip
+def shared_transcript(ctx: Context, token: str) -> TranscriptResource | Response:
     with ctx.transaction() as conn:
-        _shared(conn, token)
-    raise NotFound("Transcript not found")
+        row = _shared(conn, token)
+        transcript = jobs.find_job(conn, jobs.TRANSCRIPT, row.bot_id)
+    if transcript is None or transcript.status != jobs.DONE:
+        raise NotFound("Transcript not found")
+    return transcript_response(transcript, "json")

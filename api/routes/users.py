@@ -11,6 +11,7 @@ from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
 from meetbot.db.tables import api_keys, api_request_logs, bots
 from meetbot.domain import accounts
+from meetbot.domain.jobs import transcribed_seconds
 from meetbot.domain.recordings import recording_totals
 from meetbot.errors import Unauthorized
 from meetbot.schemas.auth import ApiLog, ApiLogList, ApiLogQuery, Usage, User, UserUpdate
@@ -86,6 +87,7 @@ def usage(ctx: Context) -> Usage:
             )
         ).all()
         recorded_seconds, storage_bytes = recording_totals(conn, ctx.user_id)
+        transcribed = transcribed_seconds(conn, ctx.user_id)
     now = now_utc()
     seconds = sum(((left or now) - joined).total_seconds() for joined, left in spans)
     return Usage(
@@ -97,6 +99,7 @@ def usage(ctx: Context) -> Usage:
         seconds_in_call=round(seconds, 1),
         recorded_minutes=round(recorded_seconds / 60, 2),
         storage_bytes=storage_bytes,
+        transcribed_minutes=round(transcribed / 60, 2),
     )
 
 

@@ -180,3 +180,53 @@ share_links = sa.Table(
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
     sa.Column("view_count", sa.Integer, nullable=False, server_default="0"),
 )
+
+
+def _job_columns() -> list[sa.Column[object]]:
+    """What every derived-data job row has: its state machine and bookkeeping."""
+    return [
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("progress", sa.Float, nullable=False, server_default="0"),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("options", JSONType, nullable=False),
+        sa.Column("result", JSONType, nullable=True),
+        _created(),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    ]
+
+
+transcripts = sa.Table(
+    "transcripts",
+    metadata,
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=False, unique=True),
+    *_job_columns(),
+)
+
+summaries = sa.Table(
+    "summaries",
+    metadata,
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=False, unique=True),
+    *_job_columns(),
+)
+
+transcript_chunks = sa.Table(
+    "transcript_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("start_seconds", sa.Float, nullable=False),
+    sa.Column("end_seconds", sa.Float, nullable=False),
+    sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("storage_key", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("result", JSONType, nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("bot_id", "idx", name="uq_transcript_chunks_bot_id_idx"),
+)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from meetbot.db import now_utc
 from meetbot.db.pages import count_and_page
-from meetbot.db.tables import bots, recordings, share_links
+from meetbot.db.tables import bots, recordings, share_links, summaries, transcript_chunks, transcripts
 from meetbot.domain import bot_states
 from meetbot.errors import Conflict, NotFound
 from meetbot.schemas.bots import Recording
@@ -75,9 +75,14 @@ def save_recording(
 
 
 def _joined() -> sa.Select[Any]:
-    return sa.select(recordings, bots.c.status, bots.c.platform, bots.c.config, bots.c.user_id.label("owner_id")).join(
-        bots, bots.c.id == recordings.c.bot_id
-    )
+    return sa.select(
+        recordings,
+        bots.c.status,
+        bots.c.platform,
+        bots.c.config,
+        _done(transcripts).label("has_transcript"),
+        _done(summaries).label("has_summary"),
+    ).join(bots, bots.c.id == recordings.c.bot_id)
 
 
 def get_recording(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
@@ -103,6 +108,14 @@ def list_recordings(conn: sa.Connection, user_id: int, query: RecordingListQuery
     return count_and_page(conn, _joined().where(*where), recordings.c.created_at.desc(), query)
 
 
+def _done(table: sa.Table) -> sa.ScalarSelect[bool]:
+    return (
+        sa.select(sa.func.count() > 0)
+        .where(table.c.bot_id == recordings.c.bot_id, table.c.status == "done")
+        .scalar_subquery()
+    )
+
+
 def recording_fields(row: sa.Row, share_url: str | None) -> dict[str, Any]:
     return {
         **row._mapping,
@@ -116,6 +129,8 @@ def forget_recording(conn: sa.Connection, bot_id: int, reason: str) -> bool:
     now = now_utc()
     removed = conn.execute(recordings.delete().where(recordings.c.bot_id == bot_id)).rowcount
     revoke_shares(conn, bot_id)
+    for derived in (transcripts, summaries, transcript_chunks):  # what was made from the recording goes too
+        conn.execute(derived.delete().where(derived.c.bot_id == bot_id))
     conn.execute(bots.update().where(bots.c.id == bot_id).values(recording=None, updated_at=now))
     if removed:
         bot_states.record_event(conn, bot_id, "RECORDING_DELETED", {"reason": reason})

@@ -104,3 +104,4 @@ class Usage(ResponseModel):
     seconds_in_call: float
     recorded_minutes: float = Field(description="minutes of the recordings the user has stored now")
     storage_bytes: int = Field(description="bytes those recordings take in the store")
+    transcribed_minutes: float = Field(description="minutes of audio in the user's finished transcripts")

@@ -101,7 +101,12 @@ def store_recording(
     report: BotReporter,
     started_at: float | None = None,
     content_type: str = "video/mp4",
+    automatic_jobs: bool = True,
 ) -> Recording:
+    """Upload the spooled recording (retrying a store that is down), record it, and start the jobs it asked for.
+
+    automatic_jobs=False when the bot transcribed live and finishes that itself.
+    """
     duration, streams = describe_media(path)
     key = recording_key(user_id, bot_id, content_type)
     delays = ctx.settings.upload_retry_delays
@@ -117,6 +122,10 @@ def store_recording(
     with ctx.engine.begin() as conn:
         summary = save_recording(conn, bot_id, user_id, recording, ctx.settings.recording_retention_days)
     report.log(f"recording stored: {duration:.1f} s, {stored.size} bytes")
+    if automatic_jobs:
+        from workers.transcription import start_automatic_jobs
+
+        start_automatic_jobs(ctx, user_id, bot_id)
     return summary
 
 
