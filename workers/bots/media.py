@@ -154,6 +154,10 @@ class BotMedia:
         self.recording_path.unlink(missing_ok=True)
         self.recording_started_at = None
 
+    def media_position(self) -> tuple[float, float | None] | None:
+        """The recorder's (media seconds, start of the ongoing silence); None when not recording."""
+        return self.recorder.media_position() if self.recorder is not None else None
+
     def seconds_since_sound(self) -> float | None:
         return self.recorder.seconds_since_sound() if self.recorder is not None else None
 

@@ -118,6 +118,11 @@ class SoundTracker:
                 if not self._reported_silence and media_time > self.min_silence + self.LAG_MARGIN:
                     self.heard = True  # that long without a silence_start: there was sound from the start
 
+    def position(self) -> tuple[float, float | None]:
+        """(media seconds ffmpeg has processed, media second the current silence began, or None in sound)."""
+        with self._lock:
+            return self.media_time, self.silent_since
+
     def seconds_since_sound(self, now: float) -> float:
         """`now` is time.monotonic()."""
         with self._lock:
@@ -297,6 +302,10 @@ class Recorder(Lifecycle):
         if self.started_at is None:
             return 0.0
         return self._tracker.seconds_since_sound(time.monotonic())
+
+    def media_position(self) -> tuple[float, float | None]:
+        """Where the recording is (media seconds) and where the ongoing silence began, if one is going on."""
+        return self._tracker.position()
 
     def stderr_tail(self, lines: int = 20) -> str:
         return "\n".join(list(self._tail)[-lines:])

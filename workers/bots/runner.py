@@ -19,12 +19,14 @@ from meetbot.domain.auto_leave import LeaveDecision, LeaveRules, Observations, u
 from meetbot.errors import BotError
 from meetbot.schemas.bots import BotSettings
 from meetbot.schemas.bots import BotStatus as S
+from workers.bots.live_chunks import LiveChunker
 from workers.bots.media import BotMedia
 from workers.bots.platforms import adapter_for
 from workers.bots.platforms.base import JoinCancelled, JoinRequest, PageState, Phase, PlatformAdapter
 from workers.bots.recording import store_recording
 from workers.bots.reporting import BotReporter, Heartbeat
 from workers.context import WorkerContext
+from workers.transcription import start_automatic_jobs
 
 log = logging.getLogger("meetbot.bot")
 
@@ -59,6 +61,7 @@ class BotRunner:
         self.kill = ctx.kill_signals.watch(bot_id)
         self.phase = Phase.PREJOIN
         self.speaker: str | None = None
+        self.chunker: LiveChunker | None = None  # transcription.auto: hands audio over while in call
 
     # --- claim ------------------------------------------------------------------------------
 
@@ -90,6 +93,8 @@ class BotRunner:
 
     def _run_claimed(self, row: sa.Row) -> None:
         config = BotSettings.model_validate(row.config)
+        self.config = config
+        self.user_id: int = row.user_id
         settings = self.ctx.settings
         heartbeat = Heartbeat(
             self.ctx.engine,
@@ -198,6 +203,8 @@ class BotRunner:
             if self.phase == Phase.IN_CALL:
                 if state.phase == Phase.IN_CALL:  # a read that missed the call's page says nothing of who left
                     self._on_people(state, obs, now, patterns)
+                if self.chunker is not None:
+                    self.chunker.poll(media.media_position())
                 decision = rules.in_call(obs, now, now_utc(), media.seconds_since_sound())
             else:
                 decision = rules.before_admission(obs, now)
@@ -225,6 +232,11 @@ class BotRunner:
             obs.in_call_since = now
             media.start_recorder()
             self.report.transition(S.IN_CALL, description=state.detail or "Admitted to the call", joined_at=now_utc())
+            transcription = self.config.transcription
+            if transcription.auto:
+                self.chunker = LiveChunker(
+                    self.ctx, self.bot_id, self.user_id, media.recording_path, transcription.language
+                )
         else:
             return None
         self.phase = phase
@@ -267,12 +279,25 @@ class BotRunner:
                     self.report,
                     media.recording_started_at,
                     media.content_type,
+                    automatic_jobs=self.chunker is None,
                 )
             except Exception:
                 log.exception("recording upload failed", extra={"bot_id": self.bot_id})
                 self.report.log("recording could not be stored; it stays in the spool", "ERROR")
                 return self._end(outcome, keep_spool=True, media=media)
+            self._finish_live_transcript()
         self._end(outcome, keep_spool=False, media=media)
+
+    def _finish_live_transcript(self) -> None:
+        """The last chunk of a live transcript; if live chunks failed, the whole recording is transcribed."""
+        if self.chunker is None:
+            return
+        try:
+            self.chunker.finish()
+        except Exception:
+            log.exception("live transcript not finished", extra={"bot_id": self.bot_id})
+            self.report.log("live transcription failed: the whole recording is transcribed instead", "WARNING")
+            start_automatic_jobs(self.ctx, self.user_id, self.bot_id)
 
     def _end(self, outcome: Outcome, keep_spool: bool, media: BotMedia | None) -> None:
         if outcome.fatal:
