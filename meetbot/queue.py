@@ -26,9 +26,16 @@ ACTOR_SUMMARIZE = "summarize_transcript"
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """A Redis broker when MEETBOT_REDIS_URL is set, else an in-process one (embedded mode)."""
-    broker: dramatiq.Broker = (
-        RedisBroker(url=settings.redis_url, namespace="meetbot") if settings.redis_url else StubBroker()
-    )
+    broker: dramatiq.Broker
+    if settings.redis_url:
+        broker = RedisBroker(
+            url=settings.redis_url,
+            namespace="meetbot",
+            heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+            maintenance_chance=settings.broker_maintenance_chance,
+        )
+    else:
+        broker = StubBroker()
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     public_url: str | None = None
 
+    # Redis broker: a worker silent this long is dead and its unfinished messages go to another worker; the
+    # requeue check runs on about this many of every million broker commands.
+    broker_heartbeat_timeout_ms: int = Field(60_000, ge=1000)
+    broker_maintenance_chance: int = Field(1000, ge=1, le=1_000_000)
+
     rate_limit_per_minute: int = Field(60, ge=1)
     rate_limit_per_hour: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
