@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 PLATFORMS = ("google", "zoom", "teams")
 
-# Google Meet codes are 3-4-3 lowercase letters (PLATFORMS.md); lookup codes/nicknames also exist.
+# Link shapes: docs/platforms.md#google-url, #zoom-url, #teams-url. Google Meet codes are 3-4-3 lowercase letters;
+# lookup codes/nicknames also exist.
 _GOOGLE_PATH = re.compile(r"^/([a-z]{3}-[a-z]{4}-[a-z]{3}|lookup/[A-Za-z0-9_-]+|[a-z0-9-]{3,64})/?$")
 _ZOOM_PATH = re.compile(r"^/(j|w|s|wc(/join)?)/\d{9,11}(/join|/start)?/?$|^/my/[A-Za-z0-9._-]+/?$")
 _TEAMS_PATHS = (

@@ -126,7 +126,7 @@ class Simulator:
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def framed_page(self, request: Request) -> Response:
-        """Zoom's progressive web app: the web client inside a same-origin iframe (PLATFORMS.md)."""
+        """Zoom's progressive web app: the web client inside a same-origin iframe (docs/platforms.md#zoom-frame)."""
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "iframe"])
         src = request.url.path + (f"?{query}" if query else "")
         html = _template("frame.html", src=html_escape(src, quote=True))

@@ -87,7 +87,8 @@ class PlatformAdapter(ABC):
         """Click the platform's leave control (and its confirmation); best effort, never raises."""
 
 
-# Query parameters that carry a meeting's passcode or a join token (Zoom pwd/tk, Teams p).
+# Query parameters that carry a meeting's passcode or a join token (Zoom pwd/tk, Teams p):
+# docs/platforms.md#secret-params.
 SECRET_PARAMS = frozenset({"pwd", "p", "passcode", "password", "tk"})
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from workers.bots.platforms.webclient import Loc, Names, Speaking, Table, WebClientAdapter
 
-# Every entry cites its fact in /work/shared/PLATFORMS.md ("Google Meet"): [nx/1x: sources].
+# Every field's facts are in docs/platforms.md#google-<field>, with _ written as - (e.g. #google-join-button);
+# the [nx/1x: letters] markers name the sources listed at docs/platforms.md#sources.
 # Body texts are matched case-insensitively as substrings with apostrophes normalised.
 _TILE = "[data-participant-id]"
 TABLE = Table(

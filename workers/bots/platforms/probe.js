@@ -1,6 +1,7 @@
 // The page probe of workers/bots/platforms/webclient.py: one WebDriver round trip reads a page's state.
 // Arguments: the table payload, the bot's name, mode "state" | "join" | "find", and for "find" the locators.
 const T = arguments[0], me = (arguments[1] || '').toLowerCase(), mode = arguments[2];
+// Texts compare case-insensitively with apostrophes and "…" normalised: docs/platforms.md#text-matching.
 const norm = (s) => String(s || '').replace(/[\u2018\u2019\u02bc]/g, "'").replace(/\u2026/g, '...')
   .replace(/\s+/g, ' ').trim();
 const low = (s) => norm(s).toLowerCase();
@@ -33,6 +34,7 @@ for (const [phase, locs, screen] of T.phases) {
   if (hit) { out.phase = phase; out.detail = hit[1].text || hit[1].css; break; }
 }
 const selfNames = new Set([me, ...T.self_names.map(low)]);
+// Role labels after names ("(You)", "(Host)"...) are removed: docs/platforms.md#name-suffixes.
 const suffix = /\s*\((?:you|me|host|co-host|guest|unverified|external|organi[sz]er|presenter)(?:,[^)]*)?\)$/i;
 const readName = (root, src) => {
   const el = src.name ? root.querySelector(src.name) : root;

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from workers.bots.platforms.webclient import Loc, Names, Speaking, Table, WebClientAdapter
 
-# Every entry cites its fact in /work/shared/PLATFORMS.md ("Microsoft Teams (web)"): [nx/1x: sources].
+# Every field's facts are in docs/platforms.md#teams-<field>, with _ written as - (e.g. #teams-join-button);
+# the [nx/1x: letters] markers name the sources listed at docs/platforms.md#sources.
 _MUTE, _VIDEO = '[data-tid="toggle-mute"]', '[data-tid="toggle-video"]'
 TABLE = Table(
     launcher=(
@@ -39,7 +40,7 @@ TABLE = Table(
         Loc("body", "Meeting ended"),  # [nx: S, V]
         Loc("body", "Call ended"),  # [nx: S, V]
     ),
-    left=(Loc("body", "You left the meeting"),),  # simulator's after-leave screen (not in PLATFORMS.md)
+    left=(Loc("body", "You left the meeting"),),  # simulator's after-leave screen (docs/platforms.md#teams-left)
     not_found=(Loc("body", "Looks like the meeting URL is incorrect"),),  # bad link [1x, A]
     sign_in=(
         Loc('input[name="loginfmt"]'),  # bounce to Microsoft sign-in [nx: A, V]

@@ -99,11 +99,11 @@ class Table:
     def payload(self) -> dict[str, Any]:
         """The table as the probe script's argument."""
         data = dataclasses.asdict(self)
-        # (table key, phase, is an end/error screen). Error pages first: they may share an after-call
-        # screen's buttons (Meet's "Return to home screen"). A bot wall may offer "Sign in to join", so
-        # blocked goes before sign_in. A lobby may already show call controls (Meet's Leave [nx: S, V],
-        # Zoom's footer [1x, S]), so waiting goes before in_call; a waiting sentence read in the call is
-        # ignored by the runner.
+        # (table key, phase, is an end/error screen), ordered as docs/platforms.md#phase-order explains. Error
+        # pages first: they may share an after-call screen's buttons (Meet's "Return to home screen"). A bot
+        # wall may offer "Sign in to join", so blocked goes before sign_in. A lobby may already show call
+        # controls (Meet's Leave [nx: S, V], Zoom's footer [1x, S]), so waiting goes before in_call; a waiting
+        # sentence read in the call is ignored by the runner.
         order = (
             ("not_found", Phase.NOT_FOUND, True),
             ("blocked", Phase.BLOCKED, True),

@@ -8,7 +8,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from workers.bots.platforms.base import PageState, Phase
 from workers.bots.platforms.webclient import Loc, Names, Speaking, Table, WebClientAdapter
 
-# Every entry cites its fact in /work/shared/PLATFORMS.md ("Zoom (web client)"): [nx/1x: sources].
+# Every field's facts are in docs/platforms.md#zoom-<field>, with _ written as - (e.g. #zoom-join-button);
+# the [nx/1x: letters] markers name the sources listed at docs/platforms.md#sources.
 _MODAL = ".zm-modal-body-title"
 TABLE = Table(
     # The client may sit in a same-origin iframe (.pwa-webclient__iframe M, iframe#webclient S)
@@ -40,13 +41,13 @@ TABLE = Table(
         Loc(_MODAL, "This meeting has been ended by host"),  # modal title [1x, V]
         Loc('div[aria-label="Meeting is end now"]', shown=False),  # [1x, M]
     ),
-    left=(Loc("body", "You left the meeting"),),  # simulator's after-leave page (not in PLATFORMS.md)
+    left=(Loc("body", "You left the meeting"),),  # simulator's after-leave page (docs/platforms.md#zoom-left)
     not_found=(
         Loc("body", "This meeting link is invalid"),  # "(3,001)", host not started / bad id [1x, V]
-        Loc("body", "Passcode wrong"),  # wrong passcode (simulator wording; not in PLATFORMS.md)
+        Loc("body", "Passcode wrong"),  # wrong passcode (simulator wording; docs/platforms.md#zoom-not-found)
     ),
     sign_in=(
-        # Sign-in walls: V's selectors.ts zoomSignInWallTexts (not in PLATFORMS.md)
+        # Sign-in walls: V's selectors.ts zoomSignInWallTexts (docs/platforms.md#zoom-sign-in)
         Loc("body", "Only authenticated users can join"),
         Loc("body", "Sign in to join this meeting"),
     ),
@@ -69,10 +70,10 @@ TABLE = Table(
         Loc('input[type="password"]'),  # passcode step [1x, V]
     ),
     participants=(
-        Names(".participants-item__display-name"),  # panel names (public scrapers; PLATFORMS.md)
+        Names(".participants-item__display-name"),  # panel names (public scrapers; docs/platforms.md#zoom-participants)
         Names(".video-avatar__avatar-footer"),  # tile name footer [1x, V]
     ),
-    people_panel=(Loc(".participants-item__display-name", shown=False),),  # panel open (PLATFORMS.md)
+    people_panel=(Loc(".participants-item__display-name", shown=False),),  # docs/platforms.md#zoom-people-panel
     people_button=(Loc("#wc-footer button", "Participants"),),  # footer "<N> Participants" [1x, S]
     speaking=(
         Speaking(".speaker-bar-container__video-frame--active", name=".video-avatar__avatar-footer"),  # [1x, V]
@@ -91,7 +92,7 @@ TABLE = Table(
     leave_confirm=(Loc("button.leave-meeting-options__btn--danger"),),  # "Leave Meeting" [1x, V]
 )
 
-_INVITE_PATH = re.compile(r"^/[jws]/(\d{9,11})/?$")  # join, webinar and start links
+_INVITE_PATH = re.compile(r"^/[jws]/(\d{9,11})/?$")  # join, webinar and start links (docs/platforms.md#zoom-url)
 
 
 class ZoomAdapter(WebClientAdapter):
@@ -103,7 +104,7 @@ class ZoomAdapter(WebClientAdapter):
     def join_url(self) -> str:
         """`https://<x>.zoom.us/j|w|s/<id>?pwd=..` → `https://app.zoom.us/wc/<id>/join?pwd=..` [nx: V, M];
         other query parameters kept; web-client and simulator URLs as given. A request password fills a
-        missing pwd."""
+        missing pwd. See docs/platforms.md#zoom-join-url."""
         url = self.request.meeting_url
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
@@ -119,6 +120,7 @@ class ZoomAdapter(WebClientAdapter):
     def interpret(self, state: PageState) -> PageState:
         # Zoom has no "deny": the host removes the guest from the waiting room (V reads removal texts
         # during admission as a denial). Removed before ever being in the call = denied.
+        # docs/platforms.md#zoom-removed
         if state.phase == Phase.REMOVED and not self.seen_in_call:
             return PageState(Phase.DENIED, detail=f"{state.detail} (before admission)")
         return state
