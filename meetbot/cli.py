@@ -99,6 +99,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print("meetbot worker needs MEETBOT_REDIS_URL (use `meetbot up` for the embedded mode)", file=sys.stderr)
         return 2
     queues = set(filter(None, args.queues.split(","))) if args.queues else None
+    if queues is None or "transcribe" in queues:
+        from meetbot.errors import TranscriptionError
+        from meetbot.transcription.engine import resolve_model_dir
+
+        try:  # a model that is not on this machine is said at start, not at the first job
+            resolve_model_dir(settings.whisper_model)
+        except TranscriptionError as exc:
+            print(f"meetbot worker: {exc.detail}", file=sys.stderr)
+            return 2
     workers = WorkerProcess(settings, build_broker(settings), queues, args.bots_per_process or 0)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import api_healthy, clean_env, free_port, start_meetbot_up, wait_for
 
@@ -58,6 +59,13 @@ def test_users_and_api_keys_commands(tmp_path: Path) -> None:
 def test_worker_refuses_to_start_without_redis(tmp_path: Path) -> None:
     result = meetbot("worker", env=clean_env(tmp_path / "data"))
     assert result.returncode == 2 and "MEETBOT_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize("model", ["no-such-model", "/nonexistent/whisper-model"])
+def test_a_transcriber_with_a_model_it_does_not_have_says_so_at_start(tmp_path: Path, model: str) -> None:
+    env = clean_env(tmp_path / "data", MEETBOT_REDIS_URL="redis://127.0.0.1:6379/11", MEETBOT_WHISPER_MODEL=model)
+    result = meetbot("worker", "--queues", "transcribe", env=env)
+    assert result.returncode == 2 and model in result.stderr
 
 
 def test_simulator_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
