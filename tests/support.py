@@ -27,7 +27,7 @@ from meetbot.simulator import create_app
 
 SPEECH = {
     "alice.wav": "Hello everyone, this is Alice speaking in the simulated meeting.",
-    "bob.wav": "Thanks Alice. Bob here, the quarterly numbers look good.",
+    "bob.wav": "Thank you Alice. Bob speaking, the quarterly numbers look good.",
     "host.wav": "Welcome to the weekly sync. Let us begin.",
 }
 # Two voices as different as espeak-ng makes them, so that the meeting has two speakers to tell apart.

@@ -61,7 +61,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, simulator: str) -> Iterator[L
             join_timeout_seconds=20,
         )
         broker = build_broker(settings)
-        workers = WorkerProcess(settings, broker, queues={"bots"})
+        workers = WorkerProcess(settings, broker, queues={"bots", "transcribe"})
         workers.start()
         app = create_app(settings, Services.from_settings(settings, broker=broker))
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
@@ -124,6 +124,8 @@ def test_the_recording_lands_after_s3_comes_back_and_downloads_whole(live: Live,
 
 
 def test_the_share_page_plays_and_seeks_in_chromium(live: Live, recorded_bot: int, tmp_path: Path) -> None:
+    assert live.post(f"/transcripts/{recorded_bot}/transcribe").status_code == 202
+    wait_for(lambda: live.get(f"/transcripts/{recorded_bot}/status").json()["status"] == "done", 60, "the transcript")
     page_url = live.post(f"/recordings/{recorded_bot}/share").json()["url"]
     options = webdriver.ChromeOptions()
     options.binary_location = str(live.settings.chromium_binary)
@@ -162,7 +164,13 @@ def test_the_share_page_plays_and_seeks_in_chromium(live: Live, recorded_bot: in
         assert spread > 40, f"the video frame at 5 s is blank (brightness spread {spread})"
         screenshot = tmp_path / "share-page.png"
         assert driver.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 10_000
-        assert "not ready yet" in driver.find_element("id", "transcript").text
+        # The transcript pane beside the player: Alice's words, and a click on a line seeks to it.
+        lines = wait_for(lambda: driver.find_elements("css selector", "#transcript .segment"), 20, "the transcript")
+        assert "alice" in driver.find_element("id", "transcript").text.lower()
+        start = float(lines[-1].get_attribute("data-start"))
+        lines[-1].click()
+        position = "return document.getElementById('media').currentTime"
+        wait_for(lambda: abs(driver.execute_script(position) - start) < 1.0, 10, "the click to seek to its line")
     finally:
         driver.quit()
     views = live.get(f"/recordings/{recorded_bot}/share").json()["viewCount"]
