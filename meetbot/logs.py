@@ -31,5 +31,5 @@ def configure_logging(level: str = "INFO", as_json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("selenium", "urllib3", "uvicorn.access", "alembic"):
+    for noisy in ("selenium", "urllib3", "uvicorn.access", "alembic", "httpx"):  # httpx: URLs may carry tokens
         logging.getLogger(noisy).setLevel(logging.WARNING)

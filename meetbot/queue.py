@@ -22,6 +22,8 @@ ACTOR_EXPIRE_RECORDINGS = "expire_recordings"
 ACTOR_TRANSCRIBE = "transcribe_recording"
 ACTOR_TRANSCRIBE_CHUNK = "transcribe_chunk"
 ACTOR_SUMMARIZE = "summarize_transcript"
+ACTOR_DELIVER_WEBHOOK = "deliver_webhook"
+ACTOR_SEND_DUE_WEBHOOKS = "send_due_webhooks"
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -38,6 +40,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker = StubBroker()
     for queue in QUEUES:
         broker.declare_queue(queue)
+    from meetbot.webhooks import outbox
+
+    outbox.use_broker(broker)  # webhook deliveries recorded in this process are enqueued here after commit
     return broker
 
 

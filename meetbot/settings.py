@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,10 +78,29 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_seconds: float = Field(60, gt=0, le=600)
 
+    # Webhooks: signed POSTs with retries (DESIGN.md §5)
+    webhook_allow_private: bool = False  # loopback/private targets (embedded mode, tests); never link-local/metadata
+    webhook_timeout_seconds: float = Field(10, gt=0, le=120)  # the whole attempt: DNS, connect, send, response
+    # Seconds before each retry (attempt 2, 3, …), each ± webhook_retry_jitter; after the last, the delivery fails.
+    webhook_retry_schedule_seconds: str = Field(
+        "5,60,300,1800,7200,21600,43200", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$"
+    )
+    webhook_retry_jitter: float = Field(0.2, ge=0, le=1)
+    webhook_disable_after_hours: float = Field(72, gt=0)  # failing this long without a success: disabled
+    webhook_response_excerpt_bytes: int = Field(1024, ge=0, le=1024)  # all that is ever read of a response
+    webhook_claim_lease_seconds: float = Field(120, gt=0)  # a claim older than this was a worker that died
+    webhook_sweep_interval_seconds: float = Field(10, gt=0)  # sends due deliveries whose message was lost
+    webhook_concurrency: int = Field(8, ge=1, le=256)  # delivery threads per worker process
+    webhook_max_per_user: int = Field(50, ge=1)
+
     # Simulator
     simulator_host: str = "127.0.0.1"
     simulator_port: int = Field(8100, ge=1, le=65535)
     simulator_media_dir: Path | None = None
+
+    # Live event streams (Server-Sent Events)
+    sse_heartbeat_seconds: float = Field(15, gt=0, le=300)  # a comment line this often keeps proxies from closing
+    sse_poll_seconds: float = Field(3, gt=0, le=60)  # a stream also reads the database this often (a lost notice)
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -90,6 +109,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        if self.webhook_claim_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("webhook_claim_lease_seconds must be longer than webhook_timeout_seconds")
+        return self
 
     @property
     def effective_database_url(self) -> str:
@@ -102,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def upload_retry_delays(self) -> list[float]:
         return [float(part) for part in self.storage_upload_retry_seconds.split(",")]
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule_seconds.split(",")]
 
     @property
     def spool_dir(self) -> Path:

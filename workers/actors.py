@@ -42,6 +42,16 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
 
         run_summary(ctx, bot_id, attempt)
 
+    def deliver_webhook(delivery_id: int) -> None:
+        from workers.webhooks import deliver
+
+        deliver(ctx, delivery_id)
+
+    def send_due_webhooks() -> None:
+        from workers.webhooks import send_due
+
+        send_due(ctx)
+
     return {
         queue.ACTOR_RUN_BOT: dramatiq.actor(
             run_bot,
@@ -92,5 +102,22 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
             broker=broker,
             max_retries=0,
             time_limit=3600_000,
+        ),
+        # One attempt per message; retries are our own (the ledger and the schedule), never Dramatiq's.
+        queue.ACTOR_DELIVER_WEBHOOK: dramatiq.actor(
+            deliver_webhook,
+            actor_name=queue.ACTOR_DELIVER_WEBHOOK,
+            queue_name=queue.QUEUE_WEBHOOKS,
+            broker=broker,
+            max_retries=0,
+            time_limit=int((ctx.settings.webhook_timeout_seconds + 60) * 1000),
+        ),
+        queue.ACTOR_SEND_DUE_WEBHOOKS: dramatiq.actor(
+            send_due_webhooks,
+            actor_name=queue.ACTOR_SEND_DUE_WEBHOOKS,
+            queue_name=queue.QUEUE_MAINTENANCE,
+            broker=broker,
+            max_retries=0,  # the next pass picks up whatever this one left
+            time_limit=120_000,
         ),
     }

@@ -57,7 +57,14 @@ class WorkerProcess:
             bots = dramatiq.Worker(self.broker, queues={queue.QUEUE_BOTS}, worker_threads=self.bot_slots)
             bots.queue_prefetch = self.bot_slots  # never hold a bot message that another process could run now
             self.workers.append(bots)
-        others = self.queues - {queue.QUEUE_BOTS}
+        if queue.QUEUE_WEBHOOKS in self.queues:
+            # Deliveries wait on receivers (up to the timeout each): their own threads, apart from short jobs.
+            # A short poll keeps retries (delayed messages) close to their due time.
+            threads = self.settings.webhook_concurrency
+            self.workers.append(
+                dramatiq.Worker(self.broker, queues={queue.QUEUE_WEBHOOKS}, worker_threads=threads, worker_timeout=200)
+            )
+        others = self.queues - {queue.QUEUE_BOTS, queue.QUEUE_WEBHOOKS}
         if others:
             self.workers.append(dramatiq.Worker(self.broker, queues=others, worker_threads=2))
         for worker in self.workers:
@@ -71,11 +78,12 @@ class WorkerProcess:
         )
 
     def _tick(self) -> None:
-        """Schedules the maintenance jobs: the reaper every reaper interval, retention every retention interval."""
+        """Schedules the maintenance jobs: the reaper, retention and the webhook sweep, each at its interval."""
         s = self.settings
         schedule = {
             queue.ACTOR_REAP: s.reaper_interval_seconds,
             queue.ACTOR_EXPIRE_RECORDINGS: s.retention_interval_seconds,
+            queue.ACTOR_SEND_DUE_WEBHOOKS: s.webhook_sweep_interval_seconds,
         }
         due = {actor: time.monotonic() + interval for actor, interval in schedule.items()}
         due[queue.ACTOR_EXPIRE_RECORDINGS] = time.monotonic()  # retention also runs once at start

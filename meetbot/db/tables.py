@@ -230,3 +230,64 @@ transcript_chunks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("bot_id", "idx", name="uq_transcript_chunks_bot_id_idx"),
 )
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", JSONType, nullable=True),  # event types delivered; null: all of them
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("bot_id", sa.Integer, sa.ForeignKey("bots.id", ondelete="CASCADE"), nullable=True, index=True),
+    sa.Column("secret", sa.String(100), nullable=False),  # whsec_…: needed in clear to sign
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("failing_since", UTCDateTime(), nullable=True),  # first failed attempt since the last success
+    sa.Column("disabled_at", UTCDateTime(), nullable=True),
+    sa.Column("disabled_event", JSONType, nullable=True),  # the webhook.disabled envelope, recorded here
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # (webhook_id, event_id) is unique: that index also serves a webhook's listing
+    sa.Column("webhook_id", sa.Integer, sa.ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("event_id", sa.String(100), nullable=False),  # evt_…: the webhook-id header, the same on every attempt
+    sa.Column("event_type", sa.String(40), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),  # the envelope
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=True),  # null: the retry schedule's; set by test and retry
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("locked_until", UTCDateTime(), nullable=True),  # a worker's claim and its lease
+    sa.Column("lock_token", sa.String(64), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_id_event_id"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "delivery_id",
+        sa.Integer,
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    _created(),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("response_excerpt", sa.Text, nullable=True),  # at most 1 KiB of the response body
+    sa.Column("error", sa.Text, nullable=True),
+)

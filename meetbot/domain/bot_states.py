@@ -6,9 +6,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from meetbot import event_bus
 from meetbot.db import now_utc
 from meetbot.db.tables import bot_events, bot_logs, bots
 from meetbot.schemas.bots import BotStatus as S
+from meetbot.webhooks import outbox
 
 ACTIVE = frozenset({S.DEPLOYING, S.JOINING_CALL, S.IN_WAITING_ROOM, S.IN_CALL, S.CALL_ENDED})
 RUNNING = frozenset({S.JOINING_CALL, S.IN_WAITING_ROOM, S.IN_CALL, S.CALL_ENDED})
@@ -55,13 +57,19 @@ def record_event(
     data: dict[str, Any],
     status: S | None = None,
 ) -> int:
+    # Locks the bot's row: one bot's events commit in id order, so a stream resumed after an id misses none.
+    owner = conn.execute(sa.select(bots.c.user_id).where(bots.c.id == bot_id).with_for_update(key_share=True)).scalar()
     if status is None:
         status = conn.execute(sa.select(bots.c.status).where(bots.c.id == bot_id)).scalar()
-    return conn.execute(
+    created_at = now_utc()
+    event_id = conn.execute(
         bot_events.insert()
-        .values(bot_id=bot_id, type=event_type, status=status, data=data, created_at=now_utc())
+        .values(bot_id=bot_id, type=event_type, status=status, data=data, created_at=created_at)
         .returning(bot_events.c.id)
     ).scalar_one()
+    outbox.record_bot_event(conn, bot_id, event_id, event_type, status, data, created_at)  # same transaction
+    event_bus.note_event(conn, event_id, bot_id, owner)  # live streams hear of it once this commits
+    return event_id
 
 
 def record_log(conn: sa.Connection, bot_id: int, message: str, level: str = "INFO") -> None:

@@ -4,16 +4,15 @@ and always cleaned up."""
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from meetbot import outbound
 from meetbot.errors import BotError
 from meetbot.settings import Settings
 from workers.bots.browser import BrowserSession, prepare_camera_file
@@ -108,9 +107,10 @@ class BotMedia:
         """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal."""
         target = self.spool / "bot-image"
         try:
-            hooks = {"request": [_refuse_link_local]}  # checked again on every redirect
+            # Loopback and private hosts are allowed (self-hosted images); link-local/metadata never. Every
+            # redirect hop is resolved, checked and pinned again by the guard's transport.
             with (
-                httpx.Client(timeout=10, follow_redirects=True, event_hooks=hooks) as client,
+                outbound.client(outbound.PRIVATE_OK, timeout=10, follow_redirects=True) as client,
                 client.stream("GET", url) as response,
             ):
                 response.raise_for_status()
@@ -125,6 +125,9 @@ class BotMedia:
             camera = prepare_camera_file(target, self.spool, s.screen_width, s.screen_height)
             self.report("botImage set as the camera picture")
             return camera
+        except outbound.OutboundRefused as exc:
+            self.report(f"botImage not used: {exc.detail} (such addresses are never fetched)")
+            return None
         except (httpx.HTTPError, BotError, OSError) as exc:
             self.report(f"botImage not used: {exc}")
             return None
@@ -192,15 +195,3 @@ class BotMedia:
     def remove_spool(self) -> None:
         with contextlib.suppress(OSError):
             shutil.rmtree(self.spool)
-
-
-def _refuse_link_local(request: httpx.Request) -> None:
-    """botImage must not reach a link-local address: that is where cloud metadata services answer."""
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(request.url.host, None)}
-    except OSError as exc:
-        raise httpx.ConnectError(f"cannot resolve {request.url.host}: {exc}", request=request) from exc
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
-            raise BotError(f"botImage host {request.url.host} resolves to {ip}, which is never fetched")
