@@ -15,13 +15,36 @@ from starlette.staticfiles import StaticFiles
 
 from api.errors import handle_any_exception, handle_http_exception
 from api.openapi import build_openapi
-from api.routes import api_keys, auth, bots, recordings, share, system, transcripts, users
+from api.routes import (
+    analytics,
+    api_keys,
+    auth,
+    bots,
+    events,
+    recordings,
+    share,
+    system,
+    transcripts,
+    users,
+    webhooks,
+)
 from api.routing import Endpoint, make_routes
 from api.services import Services
 from meetbot.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
-ROUTERS = (auth.router, users.router, api_keys.router, bots.router, recordings.router, share.router, transcripts.router)
+ROUTERS = (
+    auth.router,
+    users.router,
+    api_keys.router,
+    bots.router,
+    recordings.router,
+    share.router,
+    transcripts.router,
+    webhooks.router,
+    events.router,
+    analytics.router,
+)
 
 
 def all_endpoints() -> list[Endpoint]:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from api.rate_limits import RateLimiter
 from meetbot.db import get_engine
 from meetbot.domain.accounts import TokenPolicy
+from meetbot.event_bus import EventBus, publish_commits
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, kill_signals_for
@@ -26,6 +27,7 @@ class Services:
     kill_signals: KillSignals
     rate_limiter: RateLimiter
     store: ObjectStore
+    event_bus: EventBus  # notices of committed bot events, for the live streams
     secret_key: str = field(repr=False)
 
     @property
@@ -35,13 +37,15 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, broker: dramatiq.Broker | None = None) -> Services:
+        engine = get_engine(settings.effective_database_url)
         return cls(
             settings=settings,
-            engine=get_engine(settings.effective_database_url),
+            engine=engine,
             broker=broker or build_broker(settings),
             kill_signals=kill_signals_for(settings.redis_url),
             rate_limiter=RateLimiter(settings),
             store=store_from_url(settings.effective_storage_url),
+            event_bus=publish_commits(engine, settings.redis_url),
             secret_key=settings.resolved_secret_key(),
         )
 

@@ -23,9 +23,8 @@ def serve(app: Any, host: str, port: int) -> None:
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
     server = _Server(config)
 
-    def request_exit(*_: object) -> None:
-        server.should_exit = True
-
+    # The server's own handler (a second Ctrl-C forces the exit); being the server's bound method, it also lets
+    # sse-starlette see the shutdown and end open event streams, which uvicorn would otherwise wait on forever.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, request_exit)
+        signal.signal(sig, server.handle_exit)
     server.run()

@@ -25,7 +25,8 @@ with get_engine(_db_url).begin() as _conn:
     _, API_KEY = accounts.create_api_key(_conn, _user.id, "fuzz")
 
 app = create_app(_settings, Services.from_settings(_settings))
-schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+# The live event streams (SSE) never end by themselves: their inputs are checked in tests/test_events_stream.py.
+schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app).exclude(path_regex=r"events/stream$")
 
 
 @schema.parametrize()

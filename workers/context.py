@@ -14,6 +14,7 @@ import dramatiq
 import sqlalchemy as sa
 
 from meetbot.db import get_engine
+from meetbot.event_bus import publish_commits
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, RedisKillSignals, kill_signals_for
 from meetbot.storage import ObjectStore, store_from_url
@@ -58,9 +59,11 @@ class WorkerContext:
         signals = kill_signals_for(settings.redis_url)
         if isinstance(signals, RedisKillSignals):
             signals.start_listening()
+        engine = get_engine(settings.effective_database_url)
+        publish_commits(engine, settings.redis_url)  # the bot events this process writes reach the live streams
         return cls(
             settings=settings,
-            engine=get_engine(settings.effective_database_url),
+            engine=engine,
             store=store_from_url(settings.effective_storage_url),
             broker=broker,
             kill_signals=signals,

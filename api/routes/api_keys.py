@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 
@@ -11,10 +13,12 @@ from meetbot.db import now_utc
 from meetbot.db.pages import fetch_page
 from meetbot.db.tables import api_keys, api_request_logs
 from meetbot.domain import accounts
+from meetbot.domain.analytics import key_daily_requests, key_top_endpoints
 from meetbot.schemas.auth import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyUsage
 from meetbot.schemas.common import PageQuery, page_envelope
 
 router = Router(not_found="API key not found")
+USAGE_DAYS = 30
 TAG = "API keys"
 
 
@@ -56,9 +60,12 @@ def key_usage(ctx: Context, id: int) -> ApiKeyUsage:
             .where(of_key)
             .group_by(api_request_logs.c.status_code)
         ).all()
+        now = now_utc()
         recent = conn.execute(
-            sa.select(sa.func.count()).where(of_key, api_request_logs.c.created_at >= now_utc() - timedelta(days=1))
+            sa.select(sa.func.count()).where(of_key, api_request_logs.c.created_at >= now - timedelta(days=1))
         ).scalar_one()
+        daily = key_daily_requests(conn, id, USAGE_DAYS, now)
+        top = key_top_endpoints(conn, id, now - timedelta(days=USAGE_DAYS), _route_template)
     counts = {str(code): n for code, n in by_status}
     return ApiKeyUsage(
         api_key_id=id,
@@ -66,4 +73,26 @@ def key_usage(ctx: Context, id: int) -> ApiKeyUsage:
         requests_last_24h=recent,
         last_used_at=row.last_used_at,
         by_status=counts,
+        daily=daily,
+        top_endpoints=top,
     )
+
+
+@lru_cache(maxsize=1)
+def _route_patterns() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """Per method, the API's path templates as patterns: literal paths first, so /users/me beats a /users/{id}."""
+    from api.app import API_PREFIX, all_endpoints  # the app imports this module: resolved at first use
+
+    patterns: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+    for endpoint in sorted(all_endpoints(), key=lambda e: (bool(e.path_params), e.path)):
+        template = API_PREFIX + endpoint.path
+        regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        patterns.setdefault(endpoint.method, []).append((re.compile(regex + "$"), template))
+    return patterns
+
+
+def _route_template(method: str, path: str) -> str | None:
+    for pattern, template in _route_patterns().get("GET" if method == "HEAD" else method, []):
+        if pattern.match(path):
+            return template
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import EmailStr, Field
 
+from meetbot.schemas.analytics import DailyRequests, EndpointCount
 from meetbot.schemas.common import ApiModel, Page, PageQuery, ResponseModel, UTCTimestamp
 
 
@@ -75,6 +76,8 @@ class ApiKeyUsage(ResponseModel):
     requests_last_24h: int = Field(alias="requestsLast24h")
     last_used_at: UTCTimestamp | None
     by_status: dict[str, int]
+    daily: list[DailyRequests] = Field(description="requests per UTC day over the last 30 days, oldest first")
+    top_endpoints: list[EndpointCount] = Field(description="the 10 most requested endpoints over the last 30 days")
 
 
 class ApiLog(ResponseModel):
