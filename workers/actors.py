@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dramatiq
 
 from meetbot import queue
@@ -52,72 +54,22 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
 
         send_due(ctx)
 
+    # Every actor runs its message once (max_retries=0): a bot ends FATAL with its reason and never rejoins on its
+    # own; a job fails with its reason, and a message whose worker died is redelivered by the broker and claimed
+    # again (the row's attempt number makes that safe); webhook retries are our own schedule and ledger; a
+    # maintenance pass leaves what it did not finish to the next one. Only the queue and the time limit differ.
+    webhook_limit_ms = int((ctx.settings.webhook_timeout_seconds + 60) * 1000)
+    table: list[tuple[str, str, Callable[..., None], int]] = [
+        (queue.ACTOR_RUN_BOT, queue.QUEUE_BOTS, run_bot, bot_time_limit_ms),
+        (queue.ACTOR_REAP, queue.QUEUE_MAINTENANCE, reap_stale_bots, 120_000),
+        (queue.ACTOR_EXPIRE_RECORDINGS, queue.QUEUE_MAINTENANCE, expire_recordings, 600_000),
+        (queue.ACTOR_TRANSCRIBE, queue.QUEUE_TRANSCRIBE, transcribe_recording, 6 * 3600_000),
+        (queue.ACTOR_TRANSCRIBE_CHUNK, queue.QUEUE_TRANSCRIBE, transcribe_chunk, 3600_000),
+        (queue.ACTOR_SUMMARIZE, queue.QUEUE_SUMMARIZE, summarize_transcript, 3600_000),
+        (queue.ACTOR_DELIVER_WEBHOOK, queue.QUEUE_WEBHOOKS, deliver_webhook, webhook_limit_ms),
+        (queue.ACTOR_SEND_DUE_WEBHOOKS, queue.QUEUE_MAINTENANCE, send_due_webhooks, 120_000),
+    ]
     return {
-        queue.ACTOR_RUN_BOT: dramatiq.actor(
-            run_bot,
-            actor_name=queue.ACTOR_RUN_BOT,
-            queue_name=queue.QUEUE_BOTS,
-            broker=broker,
-            max_retries=0,  # a failed bot ends FATAL with its reason; it never rejoins on its own
-            time_limit=bot_time_limit_ms,
-        ),
-        queue.ACTOR_REAP: dramatiq.actor(
-            reap_stale_bots,
-            actor_name=queue.ACTOR_REAP,
-            queue_name=queue.QUEUE_MAINTENANCE,
-            broker=broker,
-            max_retries=0,
-            time_limit=120_000,
-        ),
-        queue.ACTOR_EXPIRE_RECORDINGS: dramatiq.actor(
-            expire_recordings,
-            actor_name=queue.ACTOR_EXPIRE_RECORDINGS,
-            queue_name=queue.QUEUE_MAINTENANCE,
-            broker=broker,
-            max_retries=0,  # the next pass picks up whatever this one left
-            time_limit=600_000,
-        ),
-        # A job fails with its reason instead of being retried; a message whose worker died is redelivered by
-        # the broker and claimed again (the job row's attempt number makes that safe).
-        queue.ACTOR_TRANSCRIBE: dramatiq.actor(
-            transcribe_recording,
-            actor_name=queue.ACTOR_TRANSCRIBE,
-            queue_name=queue.QUEUE_TRANSCRIBE,
-            broker=broker,
-            max_retries=0,
-            time_limit=6 * 3600_000,
-        ),
-        queue.ACTOR_TRANSCRIBE_CHUNK: dramatiq.actor(
-            transcribe_chunk,
-            actor_name=queue.ACTOR_TRANSCRIBE_CHUNK,
-            queue_name=queue.QUEUE_TRANSCRIBE,
-            broker=broker,
-            max_retries=0,
-            time_limit=3600_000,
-        ),
-        queue.ACTOR_SUMMARIZE: dramatiq.actor(
-            summarize_transcript,
-            actor_name=queue.ACTOR_SUMMARIZE,
-            queue_name=queue.QUEUE_SUMMARIZE,
-            broker=broker,
-            max_retries=0,
-            time_limit=3600_000,
-        ),
-        # One attempt per message; retries are our own (the ledger and the schedule), never Dramatiq's.
-        queue.ACTOR_DELIVER_WEBHOOK: dramatiq.actor(
-            deliver_webhook,
-            actor_name=queue.ACTOR_DELIVER_WEBHOOK,
-            queue_name=queue.QUEUE_WEBHOOKS,
-            broker=broker,
-            max_retries=0,
-            time_limit=int((ctx.settings.webhook_timeout_seconds + 60) * 1000),
-        ),
-        queue.ACTOR_SEND_DUE_WEBHOOKS: dramatiq.actor(
-            send_due_webhooks,
-            actor_name=queue.ACTOR_SEND_DUE_WEBHOOKS,
-            queue_name=queue.QUEUE_MAINTENANCE,
-            broker=broker,
-            max_retries=0,  # the next pass picks up whatever this one left
-            time_limit=120_000,
-        ),
+        name: dramatiq.actor(fn, actor_name=name, queue_name=queue_name, broker=broker, max_retries=0, time_limit=limit)
+        for name, queue_name, fn, limit in table
     }
