@@ -55,7 +55,7 @@ def start_automatic_jobs(ctx: WorkerContext, user_id: int, bot_id: int) -> None:
     with ctx.engine.begin() as conn:
         config = conn.execute(sa.select(bots.c.config).where(bots.c.id == bot_id)).scalar_one()
         stale_keys = _drop_live_job(conn, bot_id)
-    _delete_objects(ctx, stale_keys)
+    ctx.store.delete_leftovers(stale_keys)
     transcription = config.get("transcription") or {}
     if transcription.get("auto"):
         request_and_send(ctx, jobs.TRANSCRIPT, user_id, bot_id, {"language": transcription.get("language")})
@@ -66,14 +66,6 @@ def _drop_live_job(conn: sa.Connection, bot_id: int) -> list[str]:
         return []
     conn.execute(transcripts.delete().where(transcripts.c.bot_id == bot_id))
     return chunks.drop_chunks(conn, bot_id)
-
-
-def _delete_objects(ctx: WorkerContext, keys: list[str]) -> None:
-    for key in keys:
-        try:
-            ctx.store.delete(key)
-        except MeetBotError:
-            log.warning("chunk object not deleted", extra={"key": key})
 
 
 class _Progress:
@@ -240,7 +232,7 @@ def _join_if_complete(ctx: WorkerContext, bot_id: int) -> None:
         done = _join(conn, bot_id, job, rows, recording)
         keys = chunks.drop_chunks(conn, bot_id)
         config = conn.execute(sa.select(bots.c.config).where(bots.c.id == bot_id)).scalar_one()
-    _delete_objects(ctx, keys)
+    ctx.store.delete_leftovers(keys)
     if done and (config.get("summary") or {}).get("auto"):
         request_and_send(ctx, jobs.SUMMARY, job.user_id, bot_id, {"style": "brief", "prompt": None})
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api.routing import Context, Router
 from meetbot.domain import chunks, jobs
 from meetbot.domain.recordings import get_recording
-from meetbot.errors import Conflict, MeetBotError, ServiceUnavailable
+from meetbot.errors import Conflict, ServiceUnavailable
 from meetbot.schemas.transcripts import (
     JobState,
     SummarizeRequest,
@@ -88,11 +88,7 @@ def delete_transcript(ctx: Context, bot_id: int) -> None:
     with ctx.transaction() as conn:
         jobs.delete_job(conn, jobs.TRANSCRIPT, ctx.user_id, bot_id)
         keys = chunks.drop_chunks(conn, bot_id)  # a live transcript's pieces go with it
-    for key in keys:
-        try:
-            ctx.services.store.delete(key)
-        except MeetBotError:
-            log.warning("transcript chunk not deleted from the store", extra={"bot_id": bot_id})
+    ctx.services.store.delete_leftovers(keys)
 
 
 @router.route("POST", "/summaries/{bot_id}/summarize", "Summarize the bot's transcript", TAG_S,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,7 +10,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from meetbot.errors import MeetBotError
+from meetbot.errors import MeetBotError, ObjectMissing, StorageUnavailable
+
+log = logging.getLogger("meetbot.storage")
 
 CHUNK_SIZE = 1024 * 1024  # ranged reads are streamed in pieces of this size: bounded memory, few hops
 
@@ -64,9 +67,15 @@ class ObjectStore(ABC):
         """A URL that downloads the object without our API until `expires` from now (stores that presign)."""
         raise NotImplementedError(f"{type(self).__name__} does not presign URLs")
 
-    def exists(self, key: str) -> bool:
-        from meetbot.errors import ObjectMissing
+    def delete_leftovers(self, keys: list[str]) -> None:
+        """Delete objects nothing refers to any more (e.g. live transcript chunks); a failure is logged, not raised."""
+        for key in keys:
+            try:
+                self.delete(key)
+            except StorageUnavailable:
+                log.warning("leftover object not deleted", extra={"key": key})
 
+    def exists(self, key: str) -> bool:
         try:
             self.stat(key)
         except ObjectMissing:
