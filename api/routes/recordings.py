@@ -49,9 +49,8 @@ def recording_filename(row: sa.Row) -> str:
     return f"meetbot-recording-{row.bot_id}.{RECORDING_EXTENSIONS.get(row.content_type, 'bin')}"
 
 
-def _resource(ctx: Context, conn: sa.Connection, row: sa.Row) -> RecordingResource:
-    share = rec_ops.active_share(conn, row.bot_id)
-    url = share_page_url(ctx, share.token) if share is not None else None
+def _resource(ctx: Context, row: sa.Row) -> RecordingResource:
+    url = share_page_url(ctx, row.share_token) if row.share_token is not None else None
     return RecordingResource.model_validate(rec_ops.recording_fields(row, url))
 
 
@@ -61,14 +60,14 @@ def _resource(ctx: Context, conn: sa.Connection, row: sa.Row) -> RecordingResour
 def list_recordings(ctx: Context, query: RecordingListQuery) -> dict[str, object]:
     with ctx.transaction() as conn:
         rows, total = rec_ops.list_recordings(conn, ctx.user_id, query)
-        items = [_resource(ctx, conn, row) for row in rows]
+        items = [_resource(ctx, row) for row in rows]
     return page_envelope("recordings", RecordingResource, items, total, query)
 
 
 @router.route("GET", "/recordings/{bot_id}", "A bot's recording", TAG, response=RecordingResource, errors=(404,))
 def get_recording(ctx: Context, bot_id: int) -> RecordingResource:
     with ctx.transaction() as conn:
-        return _resource(ctx, conn, rec_ops.get_recording(conn, ctx.user_id, bot_id))
+        return _resource(ctx, rec_ops.get_recording(conn, ctx.user_id, bot_id))
 
 
 @router.route(

@@ -82,7 +82,19 @@ def _joined() -> sa.Select[Any]:
         bots.c.config,
         _done(transcripts).label("has_transcript"),
         _done(summaries).label("has_summary"),
+        _active_share_token().label("share_token"),
     ).join(bots, bots.c.id == recordings.c.bot_id)
+
+
+def _active_share_token() -> sa.ScalarSelect[str]:
+    """The recording's active share token, read with the recording (a list page needs no query per row)."""
+    return (
+        sa.select(share_links.c.token)
+        .where(share_links.c.bot_id == recordings.c.bot_id, *_active(now_utc()))
+        .limit(1)
+        .correlate_except(share_links)  # the share-link lookup joins share_links too: never correlate them
+        .scalar_subquery()
+    )
 
 
 def get_recording(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
