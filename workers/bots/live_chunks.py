@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import wave
 from pathlib import Path
 
 from meetbot.domain import chunks
+from workers.bots.recorder import MediaPosition
 from workers.context import WorkerContext
 
 log = logging.getLogger("meetbot.bot")
-# ffmpeg has processed audio a little before it is in the file: fragments are written every 1-2 s.
+# ffmpeg has processed audio a little before it is in the file: fragments are written every 1-2 s. Under load the
+# file can lag more; a chunk that comes out short raises the lag (up to MAX_FILE_LAG_S) and is cut again later.
 FILE_LAG_S = 3.0
-INTO_SILENCE_S = 0.5  # a cut lands this far into a silence, never on its edge
+MAX_FILE_LAG_S = 12.0
+SHORT_CHUNK_TOLERANCE_S = 0.25
+INTO_SILENCE_S = 0.5  # a cut in a silence still going on lands this far into it, never on its edge
 
 
 class LiveChunker:
@@ -32,13 +37,14 @@ class LiveChunker:
         self.cut_at = 0.0  # media seconds already handed over
         self.next_idx = 0
         self.failed = False
+        self.file_lag = FILE_LAG_S
         self._thread: threading.Thread | None = None
         self._work = recording.parent / "chunks"
 
-    def poll(self, position: tuple[float, float | None] | None) -> None:
+    def poll(self, position: MediaPosition | None) -> None:
         if position is None or self.failed or (self._thread is not None and self._thread.is_alive()):
             return
-        cut = self.next_cut(*position)
+        cut = self.next_cut(position)
         if cut is not None:
             start, self.cut_at = self.cut_at, cut
             self._thread = threading.Thread(
@@ -46,16 +52,23 @@ class LiveChunker:
             )
             self._thread.start()
 
-    def next_cut(self, media_time: float, silent_since: float | None) -> float | None:
-        """Where to cut now, if anywhere: in the current silence once past the minimum, else at the maximum."""
+    def next_cut(self, position: MediaPosition) -> float | None:
+        """Where to cut now, if anywhere: in the latest pause past the minimum length, else at the maximum.
+
+        A pause that ended is cut in its middle, one going on INTO_SILENCE_S after it began: a cut never splits
+        a word, which Whisper would drop or garble at both chunks' edges.
+        """
         settings = self.ctx.settings
-        ready_until = media_time - FILE_LAG_S
-        if ready_until - self.cut_at < settings.live_chunk_min_seconds:
+        ready_until = position.media_time - self.file_lag
+        earliest = self.cut_at + settings.live_chunk_min_seconds
+        if ready_until < earliest:
             return None
-        if silent_since is not None:
-            in_silence = silent_since + INTO_SILENCE_S
-            if in_silence - self.cut_at >= settings.live_chunk_min_seconds and in_silence <= ready_until:
-                return in_silence
+        points = [(start + end) / 2 for start, end in position.pauses]
+        if position.silent_since is not None:
+            points.append(position.silent_since + INTO_SILENCE_S)
+        in_pauses = [point for point in points if earliest <= point <= ready_until]
+        if in_pauses:
+            return max(in_pauses)
         if ready_until - self.cut_at >= settings.live_chunk_max_seconds:
             return ready_until
         return None
@@ -77,12 +90,13 @@ class LiveChunker:
 
     def _cut(self, start: float, end: float | None, final: bool) -> None:
         from meetbot.transcription.audio import extract_audio
-
         from workers.bots.recording import upload_with_retries
 
         idx = self.next_idx
         self._work.mkdir(parents=True, exist_ok=True)
         wav = extract_audio(self.recording, self._work / f"{idx:05d}.wav", start, end)
+        if end is not None and not self._reaches(wav, start, end):
+            return
         key = f"users/{self.user_id}/bots/{self.bot_id}/chunks/{idx:05d}.wav"
         delays = self.ctx.settings.upload_retry_delays
         upload_with_retries(self.ctx.store, key, wav, "audio/wav", delays, self.ctx.shutdown)
@@ -94,3 +108,21 @@ class LiveChunker:
         wav.unlink(missing_ok=True)
         log.info("live transcript chunk queued", extra={"bot_id": self.bot_id, "chunk": idx, "start_s": start,
                                                         "end_s": end, "final": final})  # fmt: skip
+
+    def _reaches(self, wav: Path, start: float, end: float) -> bool:
+        """Whether the file held audio up to the cut; if not, the cut is undone and the file given more time.
+
+        Handing over a short chunk would lose the audio between the file's end and the cut for good.
+        """
+        seconds = end - start
+        with wave.open(str(wav), "rb") as audio:
+            got = audio.getnframes() / audio.getframerate()
+        if got >= seconds - SHORT_CHUNK_TOLERANCE_S:
+            return True
+        wav.unlink(missing_ok=True)
+        self.cut_at = start  # the next poll cuts this chunk again
+        self.file_lag = min(MAX_FILE_LAG_S, self.file_lag + (seconds - got) + 1.0)
+        log.info("live transcript chunk deferred: the recording file is behind", extra={
+            "bot_id": self.bot_id, "wanted_s": round(seconds, 2), "got_s": round(got, 2), "file_lag_s": self.file_lag,
+        })  # fmt: skip
+        return False

@@ -17,7 +17,7 @@ from meetbot.errors import BotError
 from meetbot.settings import Settings
 from workers.bots.browser import BrowserSession, prepare_camera_file
 from workers.bots.desktop import NullSink, PulseAudioServer, SessionBus, XvfbDisplay
-from workers.bots.recorder import Recorder
+from workers.bots.recorder import MediaPosition, Recorder
 
 log = logging.getLogger("meetbot.bot")
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
@@ -157,8 +157,8 @@ class BotMedia:
         self.recording_path.unlink(missing_ok=True)
         self.recording_started_at = None
 
-    def media_position(self) -> tuple[float, float | None] | None:
-        """The recorder's (media seconds, start of the ongoing silence); None when not recording."""
+    def media_position(self) -> MediaPosition | None:
+        """Where the recorder is and the silences it heard lately; None when not recording."""
         return self.recorder.media_position() if self.recorder is not None else None
 
     def seconds_since_sound(self) -> float | None:

@@ -26,6 +26,15 @@ _STATS_TIME = re.compile(r"time=\s*(-?)(\d+):(\d+):([\d.]+)")
 
 
 @dataclass(frozen=True)
+class MediaPosition:
+    """How far the recording is, the silence going on (if any) and the last silences that ended (oldest first)."""
+
+    media_time: float
+    silent_since: float | None
+    pauses: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class MediaInfo:
     duration_s: float
     has_audio: bool
@@ -87,6 +96,7 @@ class SoundTracker:
         self.heard = False
         self.silent_since: float | None = None  # media time the current reported silence began
         self.media_time = 0.0  # latest progress time ffmpeg reported
+        self.pauses: deque[tuple[float, float]] = deque(maxlen=32)  # (start, end) of silences that ended
         self._reported_silence = False
         self._frozen = False
         self._lock = threading.Lock()
@@ -109,6 +119,8 @@ class SoundTracker:
         elif match := _SILENCE_END.search(line):
             with self._lock:
                 self.heard = True
+                if self.silent_since is not None:
+                    self.pauses.append((self.silent_since, float(match.group(1))))
                 self.silent_since = None
         elif match := _STATS_TIME.search(line):
             sign, hours, minutes, seconds = match.groups()
@@ -118,10 +130,10 @@ class SoundTracker:
                 if not self._reported_silence and media_time > self.min_silence + self.LAG_MARGIN:
                     self.heard = True  # that long without a silence_start: there was sound from the start
 
-    def position(self) -> tuple[float, float | None]:
-        """(media seconds ffmpeg has processed, media second the current silence began, or None in sound)."""
+    def position(self) -> MediaPosition:
+        """Media seconds ffmpeg has processed, the media second the current silence began, the recent pauses."""
         with self._lock:
-            return self.media_time, self.silent_since
+            return MediaPosition(self.media_time, self.silent_since, tuple(self.pauses))
 
     def seconds_since_sound(self, now: float) -> float:
         """`now` is time.monotonic()."""
@@ -157,7 +169,7 @@ class Recorder(Lifecycle):
         framerate: int,
         *,
         silence_threshold_db: float = -50.0,
-        silence_min_seconds: float = 2.0,
+        silence_min_seconds: float = 0.6,  # a pause between sentences: live transcript chunks are cut in these
         log_path: Path | None = None,
     ) -> None:
         self.display = display
@@ -303,8 +315,8 @@ class Recorder(Lifecycle):
             return 0.0
         return self._tracker.seconds_since_sound(time.monotonic())
 
-    def media_position(self) -> tuple[float, float | None]:
-        """Where the recording is (media seconds) and where the ongoing silence began, if one is going on."""
+    def media_position(self) -> MediaPosition:
+        """Where the recording is (media seconds), the ongoing silence and the pauses that ended lately."""
         return self._tracker.position()
 
     def stderr_tail(self, lines: int = 20) -> str:
