@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # Bots
     allow_simulator: bool = False
     bots_per_process: int = Field(2, ge=1, le=64)
+    drain_timeout: float = Field(3600, ge=0)  # seconds a stopping bot worker lets its calls go on before they leave
     max_in_call_minutes: float = Field(240, gt=0)
     default_heartbeat_interval_ms: int = Field(5000, ge=500)
     stale_heartbeat_min_seconds: float = Field(30, ge=1)

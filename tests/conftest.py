@@ -70,6 +70,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "rate_limit_per_minute": 1000,
         "rate_limit_per_hour": 10000,
         "log_json": False,
+        "drain_timeout": 0,  # a fixture's stop() never waits for a call to end (the drain has its own test)
     }
     values.update(overrides)
     return Settings(**values)

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,12 @@ pytestmark = pytest.mark.browser
 FLEET_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
 
 
+WorkerFactory = Callable[[float], subprocess.Popen[str]]
+
+
 @pytest.fixture
-def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime, subprocess.Popen[str]]]:
+def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime, WorkerFactory]]:
+    """The API in-process and a factory of `meetbot worker` processes (bots + maintenance, 2 slots each)."""
     redis.Redis.from_url(FLEET_REDIS_URL).flushdb()
     settings = make_settings(tmp_path, pg_url, redis_url=FLEET_REDIS_URL)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
@@ -35,25 +39,48 @@ def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime
         MEETBOT_DATA_DIR=str(settings.data_dir),
         MEETBOT_SECRET_KEY=settings.secret_key or "",
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "meetbot.cli", "worker", "--queues", "bots,maintenance", "--bots-per-process", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    workers: list[subprocess.Popen[str]] = []
+
+    def start_worker(drain_timeout: float) -> subprocess.Popen[str]:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "meetbot.cli", "worker", "--queues", "bots,maintenance", "--bots-per-process", "2"],
+            env={**env, "MEETBOT_DRAIN_TIMEOUT": str(drain_timeout)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        workers.append(worker)
+        return worker
+
     client = TestClient(create_app(settings, Services.from_settings(settings)))
     client.base_url = client.base_url.join("/api/v1/")
     try:
-        yield Runtime(client, register_and_login(client), settings, simulator), worker
+        yield Runtime(client, register_and_login(client), settings, simulator), start_worker
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.communicate()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.communicate()
 
 
-def test_redis_broker_separate_worker_kill_and_sigterm(fleet: tuple[Runtime, subprocess.Popen[str]]) -> None:
-    runtime, worker = fleet
+def stop_worker(worker: subprocess.Popen[str], timeout: float = 60) -> tuple[float, str]:
+    """SIGTERM, then wait: (seconds until the process exited 0, its stderr)."""
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, stderr[-3000:]
+    assert "worker stopped" in stderr
+    return time.monotonic() - started, stderr
+
+
+def test_redis_broker_separate_worker_kill_and_sigterm(fleet: tuple[Runtime, WorkerFactory]) -> None:
+    runtime, start_worker = fleet
+    worker = start_worker(0)
     # Kill through Redis pub/sub: the API and the bot are in different processes.
     killed_bot, meeting = runtime.create("google")
     runtime.deploy(killed_bot)
@@ -68,15 +95,60 @@ def test_redis_broker_separate_worker_kill_and_sigterm(fleet: tuple[Runtime, sub
     assert probe(runtime.recording_file(bot))["streams"] == {"audio", "video"}
     assert loud_seconds(runtime.recording_file(bot)) >= 1.0
 
-    # SIGTERM to the worker while a bot is in a call: it leaves, keeps the recording, and the process exits 0.
+    # SIGTERM with no drain time: a bot in a call leaves at once, keeps the recording, and the process exits 0.
     bot_id, _ = runtime.create("zoom")
     runtime.deploy(bot_id)
     runtime.wait_status(bot_id, "IN_CALL", timeout=40)
     time.sleep(2)
-    worker.send_signal(signal.SIGTERM)
-    _, stderr = worker.communicate(timeout=60)
-    assert worker.returncode == 0, stderr[-3000:]
-    assert "worker stopped" in stderr
+    stop_worker(worker)
     bot = wait_for(lambda: (b := runtime.bot(bot_id))["status"] == "DONE" and b, 10, "the bot to finish")
     assert ("CALL_ENDED", "worker_shutdown") in runtime.status_path(bot_id)
     assert probe(runtime.recording_file(bot))["duration"] >= 1.5
+
+
+def test_a_draining_worker_keeps_its_call_and_leaves_new_bots_to_another(fleet: tuple[Runtime, WorkerFactory]) -> None:
+    runtime, start_worker = fleet
+    drain = 25.0
+    first = start_worker(drain)
+    in_call, _ = runtime.create("google")
+    runtime.deploy(in_call)
+    runtime.wait_status(in_call, "IN_CALL", timeout=40)
+    first.send_signal(signal.SIGTERM)
+    drain_began = time.monotonic()
+    newcomer, _ = runtime.create("google")
+    runtime.deploy(newcomer)  # deployed while the only worker drains, with a free slot
+    time.sleep(5)
+    assert first.poll() is None, "the worker exited while its bot was still in a call"
+    assert runtime.bot(in_call)["status"] == "IN_CALL"
+    assert runtime.bot(newcomer)["status"] == "DEPLOYING"  # not taken by a worker on its way out
+    second = start_worker(0)
+    runtime.wait_status(newcomer, "IN_CALL", timeout=15)  # handed back at once: the next worker took it
+    assert first.poll() is None, "the first worker was expected to be still draining"
+
+    _, stderr = first.communicate(timeout=90)
+    assert first.returncode == 0, stderr[-3000:]
+    print(f"\nSIGTERM -> worker exited: {time.monotonic() - drain_began:.1f} s (drain timeout {drain:.0f} s)")
+    assert time.monotonic() - drain_began >= drain
+    bot = wait_for(lambda: (b := runtime.bot(in_call))["status"] == "DONE" and b, 10, "the drained bot to finish")
+    assert ("CALL_ENDED", "worker_shutdown") in runtime.status_path(in_call)
+    assert probe(runtime.recording_file(bot))["duration"] >= drain - 1  # it recorded through the drain
+
+    stop_worker(second)
+
+
+def test_a_draining_worker_exits_when_its_calls_end(fleet: tuple[Runtime, WorkerFactory]) -> None:
+    runtime, start_worker = fleet
+    worker = start_worker(600)
+    bot_id, meeting = runtime.create("teams")
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "IN_CALL", timeout=40)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(3)
+    assert runtime.bot(bot_id)["status"] == "IN_CALL"
+    control(runtime.simulator, "teams", meeting, action="end")
+    ended = time.monotonic()
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr[-3000:]
+    print(f"\nmeeting ended -> draining worker exited: {time.monotonic() - ended:.1f} s")
+    assert runtime.wait_status(bot_id, "DONE", timeout=10)
+    assert ("CALL_ENDED", "meeting_ended") in runtime.status_path(bot_id)

@@ -17,6 +17,9 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
     def run_bot(bot_id: int, attempt: int) -> None:
         from workers.bots.runner import run_bot as runner
 
+        if ctx.draining.is_set():  # taken in the instant the worker began to drain: for another worker
+            ctx.broker.enqueue(queue.run_bot_message(bot_id, attempt))
+            return
         runner(ctx, bot_id, attempt)
 
     def reap_stale_bots() -> None:

@@ -49,6 +49,7 @@ class WorkerContext:
     broker: dramatiq.Broker
     kill_signals: KillSignals
     shutdown: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)  # stopping: take no new bot
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     _bus: SessionBus | None = None
     _pulse: PulseAudioServer | None = None

@@ -7,6 +7,8 @@ import threading
 import time
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import iter_queue
 
 from meetbot import queue
 from meetbot.settings import Settings
@@ -45,6 +47,7 @@ class WorkerProcess:
         self.ctx = WorkerContext.create(settings, broker)
         declare_actors(broker, self.ctx)
         self.workers: list[dramatiq.Worker] = []
+        self.bot_worker: dramatiq.Worker | None = None
         self._clock_stop = threading.Event()
         self._clock: threading.Thread | None = None
 
@@ -57,6 +60,7 @@ class WorkerProcess:
             bots = dramatiq.Worker(self.broker, queues={queue.QUEUE_BOTS}, worker_threads=self.bot_slots)
             bots.queue_prefetch = self.bot_slots  # never hold a bot message that another process could run now
             self.workers.append(bots)
+            self.bot_worker = bots
         if queue.QUEUE_WEBHOOKS in self.queues:
             # Deliveries wait on receivers (up to the timeout each): their own threads, apart from short jobs.
             # A short poll keeps retries (delayed messages) close to their due time.
@@ -96,12 +100,18 @@ class WorkerProcess:
                 except Exception:
                     log.exception("could not schedule a maintenance job", extra={"actor": actor})
 
-    def stop(self, timeout_s: float = 60.0) -> None:
-        """Bots leave their calls and store their recordings, then the threads and daemons stop."""
-        log.info("worker stopping")
-        self.ctx.shutdown.set()
+    def stop(self, timeout_s: float = 30.0, drain_timeout_s: float | None = None) -> None:
+        """Drain, then stop: no new bot is taken; bots in a call go on until their calls end or the drain timeout
+        (MEETBOT_DRAIN_TIMEOUT) passes, then leave and store their recordings. Short jobs get timeout_s."""
+        drain_s = self.settings.drain_timeout if drain_timeout_s is None else drain_timeout_s
+        log.info("worker stopping", extra={"drain_timeout_s": drain_s if self.bot_worker else 0})
+        self.ctx.draining.set()
         self._clock_stop.set()
-        # Side by side: each Dramatiq worker waits out its consumers' poll, so one after another adds up.
+        if self.bot_worker is not None:
+            self._drain_bots(self.bot_worker, drain_s)
+        self.ctx.shutdown.set()  # bots still in a call leave now (sub_code worker_shutdown) and upload
+        # Side by side: each Dramatiq worker waits out its consumers' poll, so one after another adds up. The bot
+        # worker waits for its bots to have left and uploaded (a few seconds; the upload retries are cut short).
         stoppers = [
             threading.Thread(target=worker.stop, kwargs={"timeout": int(timeout_s * 1000)}, name="worker-stop")
             for worker in self.workers
@@ -112,3 +122,40 @@ class WorkerProcess:
             stopper.join()
         self.ctx.close()
         log.info("worker stopped")
+
+    def _drain_bots(self, worker: dramatiq.Worker, drain_s: float) -> None:
+        """Wait for the running bots to finish, up to drain_s, handing back to the broker any bot message taken.
+
+        Dramatiq's worker threads stop taking work but finish the message they hold; its consumers stay up, so
+        the broker keeps seeing heartbeats for the bots that go on (a silent consumer's messages are redelivered).
+        """
+        for thread in worker.workers:
+            thread.stop()
+        deadline = time.monotonic() + drain_s
+        while True:
+            self._hand_back_waiting(worker)
+            busy = sum(thread.is_alive() for thread in worker.workers)
+            if not busy:
+                log.info("worker drained: no bot left in a call")
+                return
+            if time.monotonic() >= deadline:
+                log.info("drain timeout: the bots left in a call leave now", extra={"bots": busy})
+                return
+            time.sleep(0.5)
+
+    @staticmethod
+    def _hand_back_waiting(worker: dramatiq.Worker) -> None:
+        """Bot messages prefetched but not started go back on their queue for another worker now.
+
+        Only Redis consumers can requeue one message while they run; RabbitMQ redelivers what a consumer held
+        when it closes, and the in-process broker has no other worker: there the message waits for the stop.
+        """
+        if not isinstance(worker.broker, RedisBroker):
+            return
+        for item in iter_queue(worker.work_queue):
+            message = item.message
+            try:
+                worker.consumers[message.queue_name].requeue_messages([message])
+                log.info("bot message handed back while draining", extra={"message_id": message.message_id})
+            except Exception:  # the broker is unreachable: the message is redelivered once its lease runs out
+                log.exception("bot message not handed back", extra={"message_id": message.message_id})
