@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import redis
+import sqlalchemy as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from meetbot.errors import MeetBotError
+from meetbot.errors import BrokerUnavailable, DatabaseUnavailable, MeetBotError
 
 log = logging.getLogger("meetbot.api")
 
@@ -19,8 +21,27 @@ def _json_error(detail: object, status: int, headers: dict[str, str]) -> Respons
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def unavailable_service(exc: Exception) -> MeetBotError | None:
+    """A 503 for an outage of a service the API depends on (never a 500 with a trace), else None.
+
+    Connection-level failures only: OperationalError/InterfaceError are what drivers raise when the server is
+    gone, restarting or refusing connections (and for lock timeouts, which a retry also cures); a pool with no
+    free connection raises sqlalchemy's TimeoutError.
+    """
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    ):
+        return DatabaseUnavailable()
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return BrokerUnavailable()
+    return None
+
+
 def error_response(exc: Exception, headers: dict[str, str] | None = None) -> Response:
     merged = dict(headers or {})
+    if (outage := unavailable_service(exc)) is not None:
+        log.warning("dependency unavailable: %s", type(exc).__name__)  # no driver text: it may carry the DSN
+        exc = outage
     if isinstance(exc, MeetBotError):
         merged.update(exc.headers)
         return _json_error(exc.detail, exc.status_code, merged)

@@ -64,6 +64,24 @@ class ServiceUnavailable(MeetBotError):
     default_detail = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database refused or dropped the connection (restarting, failing over, out of connections)."""
+
+    default_detail = "The database is unavailable; try again shortly"
+
+    def __init__(self, detail: object = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """Redis (queue, kill notices, shared rate limits) cannot be reached."""
+
+    default_detail = "The work queue is unavailable; try again shortly"
+
+    def __init__(self, detail: object = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
 class StorageUnavailable(ServiceUnavailable):
     """The object store cannot be reached or refused the operation; the caller may retry."""
 

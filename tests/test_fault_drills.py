@@ -1,0 +1,218 @@
+"""Fault drills against real servers of the test's own: PostgreSQL and Redis restarted under a running API and bot."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.services import Services
+from meetbot.db import migrate
+from meetbot.queue import build_broker
+from tests.conftest import make_settings, register_and_login
+from tests.support import control, free_port, wait_for
+from tests.test_bot_runtime import Runtime, probe
+from workers.process import WorkerProcess
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test's own (initdb'd in a temp folder), to stop and start at will."""
+
+    def __init__(self) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not bins:
+            raise RuntimeError("PostgreSQL server binaries not found under /usr/lib/postgresql")
+        self.bin = bins[-1].parent
+        self.root = Path(tempfile.mkdtemp(prefix="meetbot-pg-drill-"))
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:  # the server refuses to run as root
+            shutil.chown(self.root, "postgres")
+        self._run("initdb", "-D", str(self.root / "data"), "-A", "trust", "-U", "postgres")
+
+    def _run(self, tool: str, *args: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, str(self.bin / tool), *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", options, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A Redis server of this test's own that keeps its data in an append-only file, as production's does."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="meetbot-redis-drill-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)]
+        cmd += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self._answers(), 10, "the drill's Redis")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # SIGTERM: Redis flushes its append-only file and exits
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def retrying_until_ok(client: TestClient, path: str, headers: dict[str, str], timeout: float) -> float:
+    """Seconds until GET path answers 200; every answer before that is a 503 with the JSON error shape."""
+    started = time.monotonic()
+    while True:
+        response = client.get(path, headers=headers)
+        if response.status_code == 200:
+            return time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert set(response.json()) == {"detail"}
+        assert time.monotonic() - started < timeout, f"{path} did not recover within {timeout} s"
+        time.sleep(0.2)
+
+
+def test_the_api_answers_503_while_postgresql_is_down_and_recovers_by_itself(
+    postgres: PrivatePostgres, tmp_path: Path
+) -> None:
+    migrate(postgres.url)
+    settings = make_settings(tmp_path, postgres.url)
+    with TestClient(create_app(settings, Services.from_settings(settings))) as client:
+        client.base_url = client.base_url.join("/api/v1/")
+        account = register_and_login(client)
+        meeting = {"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}}
+        assert client.post("/bots", json=meeting, headers=account.headers).status_code == 201
+
+        postgres.stop()
+        for method, path, body in (("GET", "/bots", None), ("POST", "/bots", meeting), ("GET", "/bots/1", None)):
+            response = client.request(method, path, json=body, headers=account.headers)
+            assert response.status_code == 503, (method, path, response.text)
+            assert response.json() == {"detail": "The database is unavailable; try again shortly"}
+            assert response.headers["Retry-After"] == "5"
+        login = client.post("/auth/login", json={"email": account.email, "password": account.password})
+        assert login.status_code == 503, login.text
+
+        postgres.start()
+        recovered = retrying_until_ok(client, "/bots", account.headers, timeout=10)
+        print(f"\nPostgreSQL back -> API answering: {recovered:.2f} s")
+        assert client.get("/bots", headers=account.headers).json()["total"] == 1  # nothing lost, nothing doubled
+
+
+@pytest.mark.browser
+def test_a_bot_waits_out_a_postgresql_restart_and_loses_no_event(
+    postgres: PrivatePostgres, tmp_path: Path, simulator: str
+) -> None:
+    migrate(postgres.url)
+    settings = make_settings(tmp_path, postgres.url, bots_per_process=1)
+    broker = build_broker(settings)
+    workers = WorkerProcess(settings, broker, queues={"bots"})
+    workers.start()
+    try:
+        client = TestClient(create_app(settings, Services.from_settings(settings, broker=broker)))
+        client.base_url = client.base_url.join("/api/v1/")
+        runtime = Runtime(client, register_and_login(client), settings, simulator)
+        bot_id, meeting = runtime.create("google")
+        runtime.deploy(bot_id)
+        runtime.wait_status(bot_id, "IN_CALL", timeout=40)
+        control(simulator, "google", meeting, action="speak", name="Alice", audio="alice.wav")
+        time.sleep(2)
+
+        postgres.stop()
+        control(simulator, "google", meeting, action="end")  # the bot leaves while its database is down
+        time.sleep(4)
+        postgres.start()
+
+        bot = runtime.wait_status(bot_id, "DONE", timeout=60)
+        assert runtime.status_path(bot_id)[-2:] == [("CALL_ENDED", "meeting_ended"), ("DONE", "meeting_ended")]
+        types = [event["type"] for event in runtime.events(bot_id)]
+        assert types.count("RECORDING_READY") == 1
+        assert probe(runtime.recording_file(bot))["streams"] == {"audio", "video"}
+    finally:
+        workers.stop()
+
+
+@pytest.mark.browser
+def test_a_redis_restart_loses_no_queued_deploy_and_everyone_reconnects(
+    private_redis: PrivateRedis, pg_url: str, tmp_path: Path, simulator: str
+) -> None:
+    settings = make_settings(tmp_path, pg_url, redis_url=private_redis.url, bots_per_process=1)
+    broker = build_broker(settings)
+    workers = WorkerProcess(settings, broker, queues={"bots"})
+    workers.start()
+    try:
+        client = TestClient(create_app(settings, Services.from_settings(settings, broker=broker)))
+        client.base_url = client.base_url.join("/api/v1/")
+        runtime = Runtime(client, register_and_login(client), settings, simulator)
+        first, first_meeting = runtime.create("google")
+        runtime.deploy(first)
+        runtime.wait_status(first, "IN_CALL", timeout=40)
+        queued, _ = runtime.create("zoom")
+        runtime.deploy(queued)  # the only slot is taken: this deploy waits in Redis
+        time.sleep(1)
+        assert runtime.bot(queued)["status"] == "DEPLOYING"
+
+        private_redis.stop()
+        response = client.get("/bots", headers=runtime.account.headers)
+        assert response.status_code in (200, 503), response.text  # served, or a clear 503; never a 500
+        private_redis.start()
+        back = time.monotonic()
+        recovered = retrying_until_ok(client, "/bots", runtime.account.headers, timeout=10)
+
+        control(simulator, "google", first_meeting, action="end")  # frees the slot
+        runtime.wait_status(first, "DONE", timeout=30)
+        runtime.wait_status(queued, "IN_CALL", timeout=40)  # the deploy survived the restart (append-only file)
+        print(f"\nRedis back -> API answering {recovered:.2f} s, queued bot in call {time.monotonic() - back:.1f} s")
+        assert client.post(f"/bots/{queued}/kill", headers=runtime.account.headers).status_code == 200
+        runtime.wait_status(queued, "CALL_ENDED", timeout=10)
+    finally:
+        workers.stop()
