@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from starlette.testclient import TestClient
@@ -18,9 +23,11 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.services import Services
 from meetbot.db import migrate
+from meetbot.db.engine import get_engine
+from meetbot.domain import accounts
 from meetbot.queue import build_broker
 from tests.conftest import make_settings, register_and_login
-from tests.support import control, free_port, wait_for
+from tests.support import api_healthy, clean_env, control, free_port, wait_for
 from tests.test_bot_runtime import Runtime, probe
 from workers.process import WorkerProcess
 
@@ -216,3 +223,59 @@ def test_a_redis_restart_loses_no_queued_deploy_and_everyone_reconnects(
         runtime.wait_status(queued, "CALL_ENDED", timeout=10)
     finally:
         workers.stop()
+
+
+def test_500_concurrent_requests_from_10_keys_across_2_api_processes_get_exactly_their_limit(
+    private_redis: PrivateRedis, pg_url: str, tmp_path: Path
+) -> None:
+    limit, per_key = 20, 50
+    keys = []
+    with get_engine(pg_url).begin() as conn:
+        for n in range(10):
+            user = accounts.create_user(conn, f"drill-{uuid.uuid4().hex[:8]}-{n}@example.com", "drill-password", "D")
+            keys.append(accounts.create_api_key(conn, user.id, "drill")[1])
+    env = clean_env(
+        tmp_path / "data",
+        MEETBOT_DATABASE_URL=pg_url,
+        MEETBOT_REDIS_URL=private_redis.url,
+        MEETBOT_SECRET_KEY="drill-secret-" + "x" * 32,
+        MEETBOT_RATE_LIMIT_PER_MINUTE=str(limit),
+    )
+    ports = [free_port(), free_port()]
+    apis = [
+        subprocess.Popen(
+            [sys.executable, "-m", "meetbot.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        for port in ports:
+            wait_for(lambda port=port: api_healthy(f"http://127.0.0.1:{port}"), 30, "an API process")
+
+        async def one(http: httpx.AsyncClient, key: str, n: int) -> tuple[str, int]:
+            url = f"http://127.0.0.1:{ports[n % 2]}/api/v1/bots"  # each key's requests split over both processes
+            response = await http.get(url, headers={"Authorization": f"Bearer {key}"})
+            return key, response.status_code
+
+        async def flood() -> list[tuple[str, int]]:
+            async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=100)) as http:
+                return await asyncio.gather(*(one(http, key, n) for key in keys for n in range(per_key)))
+
+        started = time.monotonic()
+        answers = asyncio.run(flood())
+        took = time.monotonic() - started
+        served = Counter(key for key, status in answers if status == 200)
+        limited = Counter(key for key, status in answers if status == 429)
+        print(
+            f"\n{len(answers)} requests over 2 API processes in {took:.1f} s: served per key {sorted(served.values())}"
+        )
+        assert {status for _, status in answers} <= {200, 429}
+        assert all(served[key] == limit and limited[key] == per_key - limit for key in keys), (served, limited)
+    finally:
+        for api in apis:
+            api.terminate()
+        for api in apis:
+            api.wait(timeout=30)
