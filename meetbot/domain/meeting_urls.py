@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import urlsplit
+
+import ada_url
 
 PLATFORMS = ("google", "zoom", "teams")
 
@@ -20,6 +21,13 @@ _TEAMS_PATHS = (
     re.compile(r"^/_$"),
 )
 _SIMULATOR_PATH = re.compile(r"^/(google|zoom|teams)/([A-Za-z0-9_-]{1,64})/?$")
+# What comes between the scheme and the path as written: a userinfo there ("user:pass@"), even an empty one, is
+# refused rather than silently dropped.
+_WRITTEN_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/*([^/?#]*)")
+
+
+class MeetingUrlError(ValueError):
+    """A meeting URL refused; the message says why, in words fit for the API's 422 detail."""
 
 
 def _host_matches(platform: str, host: str) -> bool:
@@ -38,42 +46,68 @@ def _path_matches(platform: str, path: str) -> bool:
     return any(pattern.match(path) for pattern in _TEAMS_PATHS)
 
 
+def _whatwg_parse(url: str) -> ada_url.URL | None:
+    """The URL as a browser reads it (WHATWG URL Standard), or None when a browser would not open it at all."""
+    try:
+        return ada_url.URL(url)
+    except ValueError:
+        return None
+
+
 def simulator_platform(url: str) -> str | None:
     """The platform of a simulator-shaped URL (http(s)://any-host/<platform>/<id>), else None."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parsed = _whatwg_parse(url)
+    if parsed is None or parsed.protocol not in ("http:", "https:") or not parsed.hostname:
         return None
-    match = _SIMULATOR_PATH.match(parts.path)
+    match = _SIMULATOR_PATH.match(parsed.pathname)
     return match.group(1) if match else None
 
 
 def _has_space_or_control(url: str) -> bool:
-    """urlsplit silently strips or drops these (WHATWG rules), so a URL carrying them is refused instead."""
+    """A browser strips or drops these (WHATWG rules), so a URL carrying them is refused instead."""
     return any(char.isspace() or unicodedata.category(char) == "Cc" for char in url)
+
+
+def canonical_meeting_url(platform: str, url: str, allow_simulator: bool) -> str:
+    """The WHATWG serialization of url, the exact URL the bot's browser opens; MeetingUrlError when it is not a
+    meeting URL of platform.
+
+    Every check reads the URL as Chromium will (backslashes as '/', percent- and IDNA-encoded hosts decoded,
+    IPv4 in any notation canonicalized), so no host can hide from them. Only the canonical form is stored.
+    """
+    if platform not in PLATFORMS:
+        raise MeetingUrlError(f"unknown platform {platform!r}")
+    if _has_space_or_control(url):
+        raise MeetingUrlError("URL must not contain whitespace or control characters")
+    if "\\" in url:
+        raise MeetingUrlError("URL must not contain backslashes (a browser reads them as '/')")
+    parsed = _whatwg_parse(url)
+    if parsed is None:
+        raise MeetingUrlError("not a valid URL")
+    written = _WRITTEN_AUTHORITY.match(url)
+    if parsed.username or parsed.password or (written and "@" in written.group(1)):
+        raise MeetingUrlError("URL must not carry a user name or password before the host")
+    if allow_simulator and simulator_platform(parsed.href) == platform:
+        return parsed.href
+    if parsed.protocol != "https:":
+        raise MeetingUrlError("meeting URL must use https")
+    host = parsed.hostname
+    if not _host_matches(platform, host):
+        raise MeetingUrlError(f"URL host {host or '(none)'!r} is not a {platform} meeting host")
+    if parsed.port:  # the WHATWG serialization drops the default port, so any port left is another one
+        raise MeetingUrlError(f"{platform} meeting URLs use the default https port, not {parsed.port}")
+    path = parsed.pathname
+    if platform == "teams" and path.startswith("/dl/launcher") and "meetup-join" not in parsed.href:
+        raise MeetingUrlError("Teams launcher URL does not carry a meetup-join link")
+    if not _path_matches(platform, path):
+        raise MeetingUrlError(f"URL path is not a {platform} meeting link")
+    return parsed.href
 
 
 def check_meeting_url(platform: str, url: str, allow_simulator: bool) -> str | None:
     """None when url is a meeting URL of platform, else the reason it is not."""
-    if platform not in PLATFORMS:
-        return f"unknown platform {platform!r}"
-    if _has_space_or_control(url):
-        return "URL must not contain whitespace or control characters"
     try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        port = parts.port  # raises ValueError when out of range or not a number
-    except ValueError:
-        return "not a valid URL"
-    if allow_simulator and simulator_platform(url) == platform:
-        return None
-    if parts.scheme != "https":
-        return "meeting URL must use https"
-    if not _host_matches(platform, host):
-        return f"URL host {host or '(none)'!r} is not a {platform} meeting host"
-    if port not in (None, 443):
-        return f"{platform} meeting URLs use the default https port, not {port}"
-    if platform == "teams" and parts.path.startswith("/dl/launcher") and "meetup-join" not in url:
-        return "Teams launcher URL does not carry a meetup-join link"
-    if not _path_matches(platform, parts.path):
-        return f"URL path is not a {platform} meeting link"
+        canonical_meeting_url(platform, url, allow_simulator)
+    except MeetingUrlError as refused:
+        return str(refused)
     return None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
 
-from meetbot.domain.meeting_urls import check_meeting_url
+from meetbot.domain.meeting_urls import canonical_meeting_url
 from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, ResponseModel, UTCTimestamp
 
 DAY_MS = 24 * 3600 * 1000
@@ -61,10 +61,8 @@ class MeetingInfo(ApiModel):
         if platform is None or info.context is None:
             return value  # platform errors are reported on their own; stored bots were checked on input
         allow_simulator = bool(info.context.get("allow_simulator"))
-        reason = check_meeting_url(platform, value, allow_simulator)
-        if reason:
-            raise ValueError(reason)
-        return value
+        # The WHATWG serialization, as the bot's browser will read it, is what is stored and opened.
+        return canonical_meeting_url(platform, value, allow_simulator)
 
 
 class TimeoutRule(ApiModel):
