@@ -16,8 +16,10 @@ import functools
 import ipaddress
 import socket
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,6 +51,15 @@ class OutboundRefused(MeetBotError):
 
     status_code = 422
     default_detail = "URL refused"
+
+
+class DownloadFailed(MeetBotError):
+    """A guarded download that did not complete. Its detail is generic and safe to show the user who gave the
+    URL: it never carries the URL (credentials, signed queries) nor a socket error (that would turn the message
+    into a port scanner: refused, timed out and reset all read the same)."""
+
+    status_code = 422
+    default_detail = "could not be fetched"
 
 
 class CannotResolve(httpx.ConnectError):
@@ -263,3 +274,46 @@ def check_target(url: str, policy: Policy) -> None:
         resolve(url, policy)
     except CannotResolve as exc:
         raise OutboundRefused(f"{_host(parse_url(url))} does not resolve") from exc
+
+
+UNREACHABLE = "it could not be fetched (no answer, or the connection failed)"
+
+
+def download(
+    url: str, policy: Policy, target: Path, *, max_bytes: int, timeout_seconds: float, max_redirects: int = 5
+) -> int:
+    """Fetch url into target through the guard: every hop resolved, checked and pinned, at most max_bytes and
+    timeout_seconds in all. Returns the size; DownloadFailed (and no target file) otherwise."""
+    deadline = time.monotonic() + timeout_seconds
+    size = 0
+    try:
+        with (
+            client(policy, timeout=timeout_seconds, follow_redirects=True, max_redirects=max_redirects) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.status_code >= 400:
+                raise DownloadFailed(f"the server answered {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise DownloadFailed(f"it is larger than {max_bytes // (1024 * 1024)} MiB")
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadFailed(f"it is larger than {max_bytes // (1024 * 1024)} MiB")
+                    if time.monotonic() > deadline:
+                        raise DownloadFailed(f"it took longer than {timeout_seconds:g} s")
+                    out.write(chunk)
+    except DownloadFailed:
+        target.unlink(missing_ok=True)
+        raise
+    except OutboundRefused as exc:
+        target.unlink(missing_ok=True)
+        raise DownloadFailed("its address is not allowed (such addresses are never fetched)") from exc
+    except httpx.TooManyRedirects as exc:
+        target.unlink(missing_ok=True)
+        raise DownloadFailed(f"it redirects more than {max_redirects} times") from exc
+    except (httpx.HTTPError, OSError) as exc:
+        target.unlink(missing_ok=True)
+        raise DownloadFailed(UNREACHABLE) from exc
+    return size

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     page_poll_interval_seconds: float = Field(0.4, gt=0, le=2)
     join_timeout_seconds: float = Field(60, gt=0)
     chromium_binary: Path = Path("/usr/lib/chromium/chromium")
+    # botImage fetches (meetbot/outbound.py): loopback and private addresses only when true (the embedded demo with
+    # a self-hosted picture, tests); link-local and cloud metadata never. Webhooks keep webhook_allow_private.
+    allow_private_urls: bool = False
+    bot_image_timeout_seconds: float = Field(15, gt=0, le=120)  # the whole botImage fetch, redirects included
     chromedriver_binary: Path = Path("/usr/bin/chromedriver")
     chromium_extra_args: str = ""  # space-separated flags added to every bot's Chromium
     screen_width: int = 1280

@@ -66,6 +66,7 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "data_dir": tmp_path / "data",
         "database_url": db_url,
         "allow_simulator": True,
+        "allow_private_urls": True,  # botImage from the simulator or a local server; webhooks keep their own knob
         "secret_key": "test-secret-key-" + "x" * 32,
         "rate_limit_per_minute": 1000,
         "rate_limit_per_hour": 10000,

@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from meetbot import outbound
 from meetbot.errors import BotError
 from meetbot.settings import Settings
@@ -104,33 +102,33 @@ class BotMedia:
         self.report(f"browser started {where} in {took:.2f} s")  # also logged, with the bot's id
 
     def _camera_file(self, url: str) -> Path | None:
-        """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal."""
+        """Fetch botImage and turn it into the fake camera's video; a bad image is logged, not fatal.
+
+        The fetch goes through the one outbound guard (docs: README, MEETBOT_ALLOW_PRIVATE_URLS): loopback and
+        private hosts only when allowed, link-local/metadata never, every redirect hop checked and pinned again.
+        The bot's log says a generic reason; the URL itself (it may carry credentials or a signed query) is never
+        logged.
+        """
+        s = self.settings
         target = self.spool / "bot-image"
+        policy = outbound.PRIVATE_OK if s.allow_private_urls else outbound.PUBLIC
         try:
-            # Loopback and private hosts are allowed (self-hosted images); link-local/metadata never. Every
-            # redirect hop is resolved, checked and pinned again by the guard's transport.
-            with (
-                outbound.client(outbound.PRIVATE_OK, timeout=10, follow_redirects=True) as client,
-                client.stream("GET", url) as response,
-            ):
-                response.raise_for_status()
-                size = 0
-                with target.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > MAX_IMAGE_BYTES:
-                            raise BotError("botImage is larger than 5 MiB")
-                        out.write(chunk)
-            s = self.settings
+            outbound.download(
+                url, policy, target, max_bytes=MAX_IMAGE_BYTES, timeout_seconds=s.bot_image_timeout_seconds
+            )
+        except outbound.DownloadFailed as exc:
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "-"
+            log.info("botImage not used: %s (%s)", exc.detail, cause, extra={"bot_id": self.bot_id})
+            self.report(f"botImage not used: {exc.detail}")
+            return None
+        try:
             camera = prepare_camera_file(target, self.spool, s.screen_width, s.screen_height)
-            self.report("botImage set as the camera picture")
-            return camera
-        except outbound.OutboundRefused as exc:
-            self.report(f"botImage not used: {exc.detail} (such addresses are never fetched)")
+        except BotError:
+            log.info("botImage could not be converted", exc_info=True, extra={"bot_id": self.bot_id})
+            self.report("botImage not used: it is not a picture that can be read")
             return None
-        except (httpx.HTTPError, BotError, OSError) as exc:
-            self.report(f"botImage not used: {exc}")
-            return None
+        self.report("botImage set as the camera picture")
+        return camera
 
     def start_recorder(self) -> None:
         if self.recorder is not None or self.sink is None or (self.display is None and not self.audio_only):
