@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import secrets
 import signal
@@ -125,16 +126,39 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_new_password(from_stdin: bool) -> str | None:
+    """The new user's password: from stdin (--password-stdin, or when stdin is not a terminal) or a prompt typed
+    twice; never from argv, where other users see it in the process list and it stays in the shell's history.
+    None (after saying why on stderr) when there is none."""
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return None
+    if not password:
+        print("error: no password given (type it at the prompt, or pipe it with --password-stdin)", file=sys.stderr)
+        return None
+    if not 8 <= len(password) <= 256:  # the same rule as POST /auth/register
+        print("error: the password must be 8 to 256 characters long", file=sys.stderr)
+        return None
+    return password
+
+
 def cmd_users_create(args: argparse.Namespace) -> int:
     from meetbot.db import get_engine
     from meetbot.domain import accounts
     from meetbot.errors import MeetBotError
 
+    password = _read_new_password(args.password_stdin)
+    if password is None:
+        return 2
     settings = _setup(args)
     _migrate(settings)
     try:
         with get_engine(settings.effective_database_url).begin() as conn:
-            user = accounts.create_user(conn, args.email, args.password, args.name or args.email)
+            user = accounts.create_user(conn, args.email, password, args.name or args.email)
     except MeetBotError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 1
@@ -192,9 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
-    create_user = users.add_parser("create")
+    create_user = users.add_parser("create", allow_abbrev=False)  # "--password" must not pass as --password-stdin
     create_user.add_argument("--email", required=True)
-    create_user.add_argument("--password", required=True)
+    create_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (else a prompt asks for it)"
+    )
     create_user.add_argument("--name")
     create_user.set_defaults(func=cmd_users_create)
 

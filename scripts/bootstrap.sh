@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 RUNTIME_PACKAGES=(python3 python3-venv python3-pip chromium chromium-driver xvfb pulseaudio pulseaudio-utils
   ffmpeg dbus-x11 fonts-dejavu-core)
-TEST_PACKAGES=(espeak-ng sox postgresql postgresql-client redis-server redis-tools)
+TEST_PACKAGES=(espeak-ng sox strace postgresql postgresql-client redis-server redis-tools)
 
 install_debian_packages() {
   local missing=()
