@@ -17,6 +17,7 @@ from meetbot.errors import BotError
 from tests.support import control
 from workers.bots.platforms import JoinRequest, PageState, Phase, PlatformAdapter, adapter_for
 from workers.bots.platforms.base import redact_url
+from workers.bots.platforms.unknown_pages import UnknownPageLog
 from workers.bots.platforms.webclient import WebClientAdapter
 
 PLATFORMS = ["google", "zoom", "teams"]
@@ -236,6 +237,43 @@ def test_teams_could_not_connect_is_retried(driver: WebDriver, simulator: str, m
     with pytest.raises(BotError) as excinfo:
         _join(driver, simulator, "teams", f"connect_failures={WebClientAdapter.max_reloads + 1}")
     assert excinfo.value.sub_code == "meeting_unreachable"
+
+
+@pytest.mark.browser
+def test_teams_computer_audio_is_chosen_before_joining(driver: WebDriver, simulator: str) -> None:
+    """A pre-join that offers "Don't use audio" selected: the adapter picks "Computer audio", so the bot hears
+    the call (docs/platforms.md#teams-audio-choice)."""
+    adapter, mid = _join(driver, simulator, "teams", "no_audio=1")
+    assert adapter.read_state().phase == Phase.IN_CALL
+    _wait_control(simulator, "teams", mid, lambda c: c["bots"][0]["computerAudio"] is True)
+
+
+def test_unknown_page_states_are_described_once_after_15_seconds() -> None:
+    now = [0.0]
+    watcher = UnknownPageLog(WebClientAdapter.unknown_log_seconds, clock=lambda: now[0])
+    page = {"title": "New", "url": "https://zoom.us/j/123?pwd=s3cret", "buttons": ["Try it", "Not now"]}
+    messages = []
+    for second in range(0, 40):
+        now[0] = float(second)
+        messages.append(watcher.note(Phase.UNKNOWN, page))
+    described = [m for m in messages if m]
+    assert described == [
+        "page not recognised for 15s: title 'New', url https://zoom.us/j/123?pwd=***, buttons: 'Try it', 'Not now'"
+    ]
+    assert messages.index(described[0]) == 15
+    # A known state in between, then the same screen again: not described twice. A new screen is.
+    assert watcher.note(Phase.PREJOIN, None) is None
+    for second in range(40, 60):
+        now[0] = float(second)
+        assert watcher.note(Phase.UNKNOWN, page) is None
+    other = {**page, "buttons": ["Continue"]}
+    results = []
+    for second in range(60, 80):
+        now[0] = float(second)
+        results.append(watcher.note(Phase.UNKNOWN, other))
+    assert [m for m in results if m] == [
+        "page not recognised for 15s: title 'New', url https://zoom.us/j/123?pwd=***, buttons: 'Continue'"
+    ]
 
 
 @pytest.mark.browser

@@ -97,7 +97,35 @@ def test_teams_launcher_then_prejoin_page(client: TestClient) -> None:
     assert prejoin["waitingRoom"] is True
 
 
-@pytest.mark.parametrize("mid", ["notfound", "invalid", "blocked", "signin"])
+def test_zoom_launcher_page_for_personal_links_and_the_launcher_option(client: TestClient) -> None:
+    """Personal links and launcher=1 open Zoom's launcher; its browser link leads to the web client with the
+    other options kept (docs/platforms.md#zoom-launcher)."""
+    personal = page_config(client.get("/zoom/my/alice.room?waiting_room=1").text)
+    assert personal["screen"] == "launcher"
+    assert personal["meetingId"] == "alice.room"
+    assert (personal["prejoinUrl"], personal["query"]) == ("/zoom/alice.room", "waiting_room=1")
+    assert personal["oldWording"] is False
+    for option in ("1", "old"):
+        launcher = page_config(client.get(f"/zoom/123456789?launcher={option}&waiting_room=1&iframe=1").text)
+        assert launcher["screen"] == "launcher"
+        assert (launcher["prejoinUrl"], launcher["query"]) == ("/zoom/123456789", "waiting_room=1&iframe=1")
+        assert launcher["oldWording"] is (option == "old")
+    # The web client the link leads to is the usual one (here inside its iframe).
+    assert "sim-config" not in client.get("/zoom/123456789?waiting_room=1&iframe=1").text
+    assert page_config(client.get("/zoom/123456789?launcher=0").text)["screen"] == ""
+    script = client.get("/static/zoom.js").text
+    for text in ("Launch Meeting", "Join from your browser", "Join from Your Browser", "zoommtg://"):
+        assert text in script
+
+
+def test_teams_prejoin_offers_the_audio_radios(client: TestClient) -> None:
+    assert page_config(client.get("/teams/123456789/light-meetings/launch").text)["noAudio"] is False
+    assert page_config(client.get("/teams/123456789/light-meetings/launch?no_audio=1").text)["noAudio"] is True
+    script = client.get("/static/teams.js").text
+    assert "Computer audio" in script and "Don't use audio" in script
+
+
+@pytest.mark.parametrize("mid", ["notfound", "invalid", "blocked", "signin", "unrecognised"])
 def test_special_meeting_ids_show_their_screen(client: TestClient, mid: str) -> None:
     for platform in ("google", "zoom", "teams"):
         assert page_config(client.get(f"/{platform}/{mid}").text)["screen"] == mid

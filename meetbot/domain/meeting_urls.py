@@ -20,7 +20,8 @@ _TEAMS_PATHS = (
     re.compile(r"^/v2/?$"),
     re.compile(r"^/_$"),
 )
-_SIMULATOR_PATH = re.compile(r"^/(google|zoom|teams)/([A-Za-z0-9_-]{1,64})/?$")
+# The simulator's meetings, and its Zoom personal rooms (/zoom/my/<name>, which open its launcher page).
+_SIMULATOR_PATH = re.compile(r"^/(google|zoom|teams)/([A-Za-z0-9_-]{1,64})/?$|^/(zoom)/my/[A-Za-z0-9._-]{1,64}/?$")
 # What comes between the scheme and the path as written: a userinfo there ("user:pass@"), even an empty one, is
 # refused rather than silently dropped.
 _WRITTEN_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/*([^/?#]*)")
@@ -60,7 +61,7 @@ def simulator_platform(url: str) -> str | None:
     if parsed is None or parsed.protocol not in ("http:", "https:") or not parsed.hostname:
         return None
     match = _SIMULATOR_PATH.match(parsed.pathname)
-    return match.group(1) if match else None
+    return (match.group(1) or match.group(3)) if match else None
 
 
 def _has_space_or_control(url: str) -> bool:

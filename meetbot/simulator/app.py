@@ -22,7 +22,14 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 POLL_MS = 250  # how often a meeting page asks the server for its state
 # Meeting ids that show a fixed screen instead of a meeting (the adapters' error paths).
-SPECIAL_SCREENS = {"notfound": "notfound", "invalid": "invalid", "blocked": "blocked", "signin": "signin"}
+# "unrecognised" is a screen no adapter knows (for the unknown-state log), not a copy of a real page.
+SPECIAL_SCREENS = {
+    "notfound": "notfound",
+    "invalid": "invalid",
+    "blocked": "blocked",
+    "signin": "signin",
+    "unrecognised": "unrecognised",
+}
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"", "0", "false", "no", "off"}
 
@@ -81,6 +88,8 @@ class Simulator:
             "speaker": clean_name(query.get("speaker") or "Host", "speaker"),
             "passcode": passcode if platform == "zoom" else None,
             "popup": query.get("popup", "").lower() in TRUE_VALUES,
+            # Teams: the pre-join starts with "Don't use audio" selected (docs/platforms.md#teams-audio-choice)
+            "noAudio": platform == "teams" and query.get("no_audio", "").lower() in TRUE_VALUES,
             "connectFailures": self._count(query.get("connect_failures"), "connect_failures")
             if platform == "teams"
             else 0,
@@ -99,17 +108,23 @@ class Simulator:
     async def meeting_page(self, request: Request) -> Response:
         platform = request.url.path.strip("/").split("/", 1)[0]
         meeting_id = request.path_params["meeting_id"]
-        launcher = platform == "teams" and not request.url.path.rstrip("/").endswith("/light-meetings/launch")
+        path = request.url.path.rstrip("/")
+        launcher = platform == "teams" and not path.endswith("/light-meetings/launch")
+        # Zoom's launcher page: personal links always, /zoom/<id> with launcher=1 (or launcher=old, the older
+        # wording). docs/platforms.md#zoom-launcher
+        launcher_option = request.query_params.get("launcher", "").lower()
+        zoom_launcher = platform == "zoom" and (path.startswith("/zoom/my/") or launcher_option not in FALSE_VALUES)
+        web_client_query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "launcher"])
         try:
             check_meeting(platform, meeting_id)
             options = self.page_options(request, platform)
         except SimulatorError as exc:
             return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
-        if platform == "zoom" and request.query_params.get("iframe", "").lower() in TRUE_VALUES:
-            return self.framed_page(request)
         screen = SPECIAL_SCREENS.get(meeting_id.lower(), "")
+        if platform == "zoom" and not zoom_launcher and request.query_params.get("iframe", "").lower() in TRUE_VALUES:
+            return self.framed_page(request)
         failures = options.pop("connectFailures")
-        if launcher and not screen:
+        if (launcher or zoom_launcher) and not screen:
             screen = "launcher"
         elif failures and not screen and self.state.count_page_load(platform, meeting_id) <= failures:
             screen = "connect_failed"  # Teams' transient "We couldn't connect you": N failed loads, then it works
@@ -118,8 +133,9 @@ class Simulator:
             "meetingId": meeting_id,
             "screen": screen,
             "pollMs": POLL_MS,
-            "prejoinUrl": f"/teams/{meeting_id}/light-meetings/launch",
-            "query": request.url.query,
+            "prejoinUrl": f"/zoom/{meeting_id}" if platform == "zoom" else f"/teams/{meeting_id}/light-meetings/launch",
+            "query": web_client_query if platform == "zoom" else request.url.query,
+            "oldWording": launcher_option == "old",
             **options,
         }
         html = _template("page.html", platform=platform, config=_json_for_script(config))
@@ -225,6 +241,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/client/{platform}/{meeting_id}/{client_id}", sim.client, methods=["GET", "POST"]),
         Route("/media/{path:path}", sim.media),
         Route("/teams/{meeting_id}/light-meetings/launch", sim.meeting_page),
+        Route("/zoom/my/{meeting_id}", sim.meeting_page),  # personal room links open the launcher page
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     routes += [Route(f"/{platform}/{{meeting_id}}", sim.meeting_page) for platform in PLATFORMS]

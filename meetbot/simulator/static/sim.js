@@ -4,7 +4,24 @@
 window.Sim = (() => {
   const cfg = JSON.parse(document.getElementById("sim-config").textContent);
   const base = `/client/${cfg.platform}/${encodeURIComponent(cfg.meetingId)}`;
-  const local = { name: "", passcode: "", mic: true, cam: true, panel: false, popup: !!cfg.popup, error: "", audio: false };
+  const local = {
+    name: "",
+    passcode: "",
+    mic: true,
+    cam: true,
+    panel: false,
+    popup: !!cfg.popup,
+    error: "",
+    audio: false,
+    computerAudio: !cfg.noAudio, // the pre-join's audio choice (Teams' radios); false: the guest hears nothing
+  };
+  // A screen no adapter knows, for the unknown-state log; not a copy of any platform's page.
+  const sharedScreens = {
+    unrecognised: () => `
+      <div class="sim-unrecognised"><h1>Something new is here</h1>
+        <button type="button">Try the new experience</button> <button type="button">Not now</button></div>`,
+  };
+  const sharedTitles = { unrecognised: "New experience" };
   const speech = { el: null, id: null, name: null, started: new Set() };
   let ui = null;
   let view = null;
@@ -46,9 +63,9 @@ window.Sim = (() => {
   }
 
   function render(screen, v) {
-    const fn = ui.screens[screen] || (() => "");
+    const fn = ui.screens[screen] || sharedScreens[screen] || (() => "");
     $app().innerHTML = fn(v || {}, local) + (screen === "prejoin" && local.popup && ui.popup ? ui.popup() : "");
-    document.title = (ui.titles && ui.titles[screen]) || ui.title;
+    document.title = (ui.titles && ui.titles[screen]) || sharedTitles[screen] || ui.title;
     peopleKey = "";
   }
 
@@ -66,7 +83,8 @@ window.Sim = (() => {
       render(v.screen, v);
     }
     if (v.screen === "in_call") {
-      if (!local.audio && !ui.audioDialog) joinAudio(); // this platform hears the call without asking
+      // this platform hears the call without asking, unless the guest chose no audio before joining
+      if (!local.audio && !ui.audioDialog && local.computerAudio) joinAudio();
       updatePeople(v.participants);
     }
     syncSpeech(v);
@@ -164,6 +182,13 @@ window.Sim = (() => {
     },
     leave: () => send({ type: "leave" }),
     "join-audio": () => joinAudio(),
+    "launch-app": () => ui.launchApp && ui.launchApp(),
+    "audio-choice": (target) => {
+      local.computerAudio = target.dataset.choice === "computer";
+      document.querySelectorAll('[data-act="audio-choice"]').forEach((el) => {
+        el.setAttribute("aria-checked", String((el.dataset.choice === "computer") === local.computerAudio));
+      });
+    },
     "audio-dialog": () => {
       const dialog = slot("audio-dialog");
       if (dialog && !local.audio && ui.audioDialog) dialog.innerHTML = ui.audioDialog();
@@ -190,7 +215,7 @@ window.Sim = (() => {
     const target = event.target.closest("[data-act]");
     if (!target || target.disabled) return;
     const act = actions[target.dataset.act];
-    if (act) act();
+    if (act) act(target);
   });
 
   document.addEventListener("input", (event) => {

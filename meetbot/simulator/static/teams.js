@@ -26,6 +26,12 @@
       ${lobby ? "" : `<input type="text" data-tid="prejoin-display-name-input" placeholder="Type your name"
         aria-label="Type your name" autocomplete="off" data-field="name" value="${esc(s.name)}">`}
       <div class="tm-switches">${switchHtml("cam", s.cam)}${switchHtml("mic", s.mic)}</div>
+      <div class="tm-audio" role="radiogroup" aria-label="Audio settings">
+        <div role="radio" tabindex="0" data-act="audio-choice" data-choice="computer"
+          aria-checked="${s.computerAudio}">Computer audio</div>
+        <div role="radio" tabindex="0" data-act="audio-choice" data-choice="none"
+          aria-checked="${!s.computerAudio}">Don't use audio</div>
+      </div>
       ${lobby ? '<div class="tm-lobby" role="status">Someone will let you in soon</div>' : ""}
       <div class="tm-actions">
         <button type="button" class="tm-primary" data-tid="prejoin-join-button" data-act="join"

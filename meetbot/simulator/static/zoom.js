@@ -26,10 +26,37 @@
 
   const page = (title, body) => `<div class="zm-page"><h1>${title}</h1>${body ? `<p>${body}</p>` : ""}</div>`;
 
+  // The launcher page of personal, vanity and event links: "Launch Meeting" tries the desktop app through
+  // its zoommtg:// protocol (the browser may ask "Open xdg-open?"); only then the browser link shows.
+  // The older page showed "Join from Your Browser" at once. docs/platforms.md#zoom-launcher
+  const webClientUrl = () => cfg.prejoinUrl + (cfg.query ? `?${cfg.query}` : "");
+  const browserLink = () =>
+    cfg.oldWording
+      ? `Having issues with Zoom Client? <a href="${esc(webClientUrl())}">Join from Your Browser</a>`
+      : `Having issues with Zoom Workplace app? <a href="${esc(webClientUrl())}">Join from your browser</a>`;
+  const launchApp = () => {
+    const frame = document.getElementById("zm-launch-frame");
+    if (frame) frame.src = `zoommtg://zoom.us/join?action=join&confno=${encodeURIComponent(cfg.meetingId)}`;
+    const link = document.querySelector("[data-browser-link]");
+    if (link) link.hidden = false;
+  };
+
   Sim.start({
     title: "Zoom",
-    titles: { notfound: "Error - Zoom", invalid: "Error - Zoom" },
+    titles: { notfound: "Error - Zoom", invalid: "Error - Zoom", launcher: "Launch Meeting - Zoom" },
+    launchApp,
     screens: {
+      launcher: () => `
+        <div class="zm-page zm-launcher">
+          <h1>Click <strong>Open Zoom Workplace</strong> on the dialog shown by your browser</h1>
+          <p>If you don't see a dialog, click <strong>Launch Meeting</strong> below</p>
+          <p class="zm-terms">By clicking "Launch Meeting", you agree to our Terms of Service and Privacy Statement</p>
+          <div role="button" tabindex="0" class="zm-btn zm-btn--primary launch-meeting-btn" data-act="launch-app">
+            Launch Meeting</div>
+          <p>Don't have Zoom Workplace app? <a href="#download">Download Now</a></p>
+          <p data-browser-link${cfg.oldWording ? "" : " hidden"}>${browserLink()}</p>
+          <iframe id="zm-launch-frame" title="launch" hidden></iframe>
+        </div>`,
       prejoin: (v, s) => `
         <div class="zm-preview-page">
           <div class="zm-preview">

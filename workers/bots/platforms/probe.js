@@ -76,10 +76,22 @@ if (out.phase === 'in_call') {
     }
   }
 }
+if (out.phase === 'unknown') {
+  // What a person would need to recognise the screen: docs/platforms.md#unknown-screens.
+  const seen = new Set();
+  for (const el of document.querySelectorAll('button, [role="button"], a[href], input[type="submit"], input[type="button"]')) {
+    if (el.getClientRects().length === 0) continue;
+    const text = norm(el.innerText || el.value || el.getAttribute('aria-label')).slice(0, 60);
+    if (text && !seen.has(text) && seen.size < 20) seen.add(text);
+  }
+  out.page = {title: norm(document.title).slice(0, 120), url: location.href, buttons: [...seen]};
+}
 if (mode === 'join') {
   const join = first(T.join_button), name = first(T.name_input), passcode = first(T.passcode_input);
-  out.els = {launcher: first(T.launcher), popup: first(T.popups), name, passcode, join,
-    mic: first(T.mic_on), camera: first(T.camera_on)};
+  const launcher = first(T.launcher);
+  out.els = {launcher, launch: launcher ? null : first(T.launch_app), popup: first(T.popups), name, passcode, join,
+    mic: first(T.mic_on), camera: first(T.camera_on), audio: first(T.audio_choice)};
+  out.launcherHref = launcher && /^https?:/.test(launcher.href || '') ? launcher.href : null;
   const transient = find(T.transient);
   out.transient = transient ? (transient[1].text || transient[1].css) : null;
   out.joinEnabled = !!join && !join.disabled && join.getAttribute('aria-disabled') !== 'true';

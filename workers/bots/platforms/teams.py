@@ -26,6 +26,12 @@ TABLE = Table(
         Loc(f"input{_VIDEO}:checked"),
         Loc(f"{_VIDEO} input:checked"),
     ),
+    # The audio radios "Computer audio" / "Don't use audio" [1x, V]: Computer audio chosen explicitly,
+    # matched only while not selected (docs/platforms.md#teams-audio-choice)
+    audio_choice=(
+        Loc('[role="radio"][aria-checked="false"]', "Computer audio"),
+        Loc('label:has(input[type="radio"]:not(:checked))', "Computer audio"),
+    ),
     join_button=(Loc('[data-tid="prejoin-join-button"]'),),  # "Join now" [nx: A, M, S, V, B]
     removed=(
         Loc("#calling-retry-screen-title", "You've been removed from this meeting"),  # [nx: A, V]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from meetbot.errors import BotError
 from workers.bots.platforms.base import JoinCancelled, PageState, Phase, PlatformAdapter, redact_url
+from workers.bots.platforms.unknown_pages import UnknownPageLog
 
 TRANSIENT = (
     StaleElementReferenceException,
@@ -71,6 +73,8 @@ class Table:
     camera_on: tuple[Loc, ...]
     frame: tuple[Loc, ...] = ()  # an iframe that holds the whole client (entered before every probe)
     launcher: tuple[Loc, ...] = ()  # "continue in the browser" step before the pre-join page
+    launch_app: tuple[Loc, ...] = ()  # "open the desktop app" button that must be tried before the launcher link
+    audio_choice: tuple[Loc, ...] = ()  # the pre-join's audio option, shown while NOT selected (clicked)
     popups: tuple[Loc, ...] = ()  # dismissed when they appear, never required
     passcode_input: tuple[Loc, ...] = ()
     transient: tuple[Loc, ...] = ()  # "could not connect, try again" screens: the page is reloaded
@@ -142,11 +146,14 @@ class WebClientAdapter(PlatformAdapter):
     rejoin_click_seconds: ClassVar[float] = 3.0  # join still clickable this long after a click: click again
     reload_pause_seconds: ClassVar[float] = 2.0  # on a "could not connect" screen: wait, then reload
     max_reloads: ClassVar[int] = 3
+    launch_retry_seconds: ClassVar[float] = 5.0  # no launcher link this long after a launch attempt: try again
+    unknown_log_seconds: ClassVar[float] = 15.0  # a page state not recognised this long is logged (once)
     _payload_cache: ClassVar[dict[type, dict[str, Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.seen_in_call = False
+        self.unknown_pages = UnknownPageLog(self.unknown_log_seconds)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -214,6 +221,9 @@ class WebClientAdapter(PlatformAdapter):
         )
         if state.phase == Phase.IN_CALL:
             self.seen_in_call = True
+        message = self.unknown_pages.note(state.phase, raw.get("page"))
+        if message:
+            self.log(f"{self.platform}: {message}")
         return state
 
     def read_state(self) -> PageState:
@@ -289,6 +299,15 @@ class WebClientAdapter(PlatformAdapter):
         """Do the next thing the page asks for; True when something was clicked or typed."""
         els: dict[str, WebElement | None] = raw.get("els") or {}
         now = time.monotonic()
+        if els.get("launcher") is not None and raw.get("launcherHref") and flow.launches:
+            return self._follow_launcher(raw["launcherHref"], flow)
+        launch = els.get("launch")
+        if launch is not None and flow.launches < 3 and now - flow.launched_at > self.launch_retry_seconds:
+            flow.launches += 1
+            flow.launched_at = now
+            self.log(f"{self.platform}: clicking launch (the desktop app is not there; its link comes next)")
+            self.click(launch)
+            return True
         for key in ("popup", "launcher"):
             element = els.get(key)
             # A dialog may take a moment to go: wait a second before clicking the same kind again.
@@ -310,7 +329,7 @@ class WebClientAdapter(PlatformAdapter):
                 raise BotError(f"{self.platform}: the meeting asks for a passcode", sub_code="meeting_not_found")
             self.type_into(passcode_el, self.request.meeting_password)
             acted = True
-        for key in ("mic", "camera"):
+        for key in ("mic", "camera", "audio"):
             element = els.get(key)
             clicks, at = flow.toggles.get(key, (0, -1e9))
             if element is not None and clicks < self.toggle_max_clicks and now - at > self.toggle_retry_seconds:
@@ -321,7 +340,7 @@ class WebClientAdapter(PlatformAdapter):
             return True  # look again before joining: toggles must show "off" first
         pending = any(
             els.get(k) is not None and flow.toggles.get(k, (0, 0.0))[0] < self.toggle_max_clicks
-            for k in ("mic", "camera")
+            for k in ("mic", "camera", "audio")
         )
         join_el = els.get("join")
         if (
@@ -339,6 +358,25 @@ class WebClientAdapter(PlatformAdapter):
             flow.joined_at = now
             return True
         return False
+
+    def _follow_launcher(self, href: str, flow: _JoinFlow) -> bool:
+        """After a launch attempt, open the launcher link in a new tab and close the launcher's tab: the
+        protocol dialog the attempt raises ("Open xdg-open?") swallows clicks, stays on screen through later
+        navigations in its tab and may show up late; it goes with its tab (docs/platforms.md#zoom-launcher)."""
+        flow.launches = 0
+        self.log(f"{self.platform}: following the launcher link to {redact_url(href)} in a fresh tab")
+        self.driver.switch_to.default_content()
+        launcher_tab = self.driver.current_window_handle
+        agent = self.driver.execute_script("return navigator.userAgent")  # an override is per tab: keep it
+        self.driver.switch_to.new_window("tab")
+        client_tab = self.driver.current_window_handle
+        with contextlib.suppress(WebDriverException, AttributeError):
+            self.driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent})  # type: ignore[attr-defined]
+        self.driver.get(href)
+        self.driver.switch_to.window(launcher_tab)
+        self.driver.close()
+        self.driver.switch_to.window(client_tab)
+        return True
 
     # -- leave -----------------------------------------------------------------------------------
 
@@ -372,3 +410,5 @@ class _JoinFlow:
     reloaded_at: float = -1e9
     toggles: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     joined_at: float = -1e9
+    launches: int = 0  # launch attempts since the last launcher link was followed
+    launched_at: float = -1e9

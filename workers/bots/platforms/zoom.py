@@ -14,7 +14,14 @@ _MODAL = ".zm-modal-body-title"
 TABLE = Table(
     # The client may sit in a same-origin iframe (.pwa-webclient__iframe M, iframe#webclient S)
     frame=(Loc("iframe#webclient", shown=False), Loc("iframe.pwa-webclient__iframe", shown=False)),
-    launcher=(Loc("a", "Join from your browser"),),  # /j/-style page after a launch attempt [1x, S]
+    # The launcher page (personal, vanity and event links): "Launch Meeting" first, then the link [1x, S];
+    # texts match case-insensitively, so the older "Join from Your Browser" too (docs/platforms.md#zoom-launcher)
+    launcher=(
+        Loc("a", "Join from your browser"),
+        Loc("button", "Join from your browser"),
+        Loc('[role="button"]', "Join from your browser"),
+    ),
+    launch_app=(Loc("button", "Launch Meeting"), Loc('[role="button"]', "Launch Meeting"), Loc("a", "Launch Meeting")),
     popups=(
         Loc("#onetrust-accept-btn-handler"),  # cookie banner [nx: V, M]
         Loc("#wc_agree1"),  # terms [1x, M]
@@ -68,6 +75,8 @@ TABLE = Table(
         Loc("#input-for-name"),  # [nx: V, M]
         Loc("button.preview-join-button"),  # [nx: V, M, S]
         Loc('input[type="password"]'),  # passcode step [1x, V]
+        Loc("body", "Launch Meeting"),  # the launcher page: not joined yet (docs/platforms.md#zoom-launcher)
+        Loc("body", "Join from your browser"),
     ),
     participants=(
         Names(".participants-item__display-name"),  # panel names (public scrapers; docs/platforms.md#zoom-participants)
