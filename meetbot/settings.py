@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -60,6 +61,10 @@ class Settings(BaseSettings):
     screen_height: int = 720
     video_framerate: int = Field(15, ge=1, le=60)
     browser_language: str = "en-US"
+    # This worker's host name in its spool and runtime folders (spool/<host>/<bot id>), its bots' process tags and
+    # its worker id; default: the machine's hostname. Workers sharing a data volume need different ones (each
+    # container's own hostname is): a spool folder is cleaned up only by its own host, or once its bot is dead.
+    worker_host: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
     # Recordings
     recording_retention_days: float | None = Field(None, gt=0)  # None: kept until deleted
@@ -141,8 +146,18 @@ class Settings(BaseSettings):
         return [float(part) for part in self.webhook_retry_schedule_seconds.split(",")]
 
     @property
-    def spool_dir(self) -> Path:
+    def effective_worker_host(self) -> str:
+        return self.worker_host or socket.gethostname()
+
+    @property
+    def spool_root(self) -> Path:
+        """Every host's spool folders: spool/<host>/<bot id> (and spool/<bot id> from before hosts were named)."""
         return self.data_dir / "spool"
+
+    @property
+    def spool_dir(self) -> Path:
+        """This host's bots' spool folders."""
+        return self.spool_root / self.effective_worker_host
 
     @property
     def runtime_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.support import clean_env, control, free_port, start_meetbot_up, wait_for
 from tests.test_bot_runtime import loud_seconds, probe
-from workers.bots.processes import processes_matching, processes_owned_by
+from workers.bots.processes import command_name, processes_matching, processes_of_bot, processes_owned_by
 
 pytestmark = pytest.mark.browser
 
@@ -35,9 +36,12 @@ def test_recording_survives_a_killed_worker(tmp_path: Path, simulator: str) -> N
     finally:
         proc.send_signal(signal.SIGKILL)  # no cleanup of any kind
         proc.wait()
-    spool = data / "spool" / str(bot_id)
+    host = socket.gethostname()  # spool folders carry their host: spool/<host>/<bot id>
+    spool = data / "spool" / host / str(bot_id)
     assert processes_matching(str(spool)), "the killed worker's browser and ffmpeg were expected to linger"
     assert processes_owned_by(str(spool)), "and its Xvfb"
+    tagged = {name for ref in processes_of_bot(host, bot_id) if (name := command_name(ref))}
+    assert {"Xvfb", "chromedriver", "ffmpeg"} <= tagged and any("chrom" in n and n != "chromedriver" for n in tagged)
 
     proc, _ = start_meetbot_up(env, port, expect_key=False)
     try:
@@ -55,6 +59,7 @@ def test_recording_survives_a_killed_worker(tmp_path: Path, simulator: str) -> N
         assert loud_seconds(recording) >= 1.0
         assert not processes_matching(str(spool))  # the orphaned browser left the meeting
         assert not processes_owned_by(str(spool))  # and its X display is gone
+        assert not processes_of_bot(host, bot_id)  # and every process that carried its tag
         assert not processes_matching(str(data / "run"))  # and the dead worker's PulseAudio and D-Bus are gone
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -152,18 +152,36 @@ def test_recording_left_in_the_spool_is_stored(ctx: WorkerContext) -> None:
 
 
 def test_leftovers_of_a_crashed_worker_are_cleaned(tmp_path: Path) -> None:
+    """A dead worker's daemons end and its folder goes; a live worker whose pid starts with the dead one's digits
+    (run/worker-12 against run/worker-123) keeps its PulseAudio, whether found by path or by worker tag."""
+    import os
+    import sys
+
+    from workers.bots.processes import WORKER_TAG_ENV
     from workers.context import clean_dead_workers
 
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    folder = tmp_path / f"worker-{gone.pid}"
-    (folder / "pulse").mkdir(parents=True)
-    orphan = subprocess.Popen(["sleep", "60", str(folder / "pulse" / "meetbot.pa")], stderr=subprocess.DEVNULL)
-    live = tmp_path / f"worker-{orphan.pid}"  # a live worker's files are left alone
-    live.mkdir()
+    def daemon(config: Path, worker_id: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, WORKER_TAG_ENV: worker_id}  # what PulseAudio/D-Bus carry, their config in their command
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(config)], env=env)
+
+    live_worker = subprocess.Popen(["sleep", "60"])
+    dead_pid = next(  # a dead pid whose digits begin the live worker's pid
+        int(str(live_worker.pid)[:n]) for n in range(len(str(live_worker.pid)) - 1, 0, -1)
+        if not Path(f"/proc/{str(live_worker.pid)[:n]}").exists()
+    )  # fmt: skip
+    dead, live = tmp_path / f"worker-{dead_pid}", tmp_path / f"worker-{live_worker.pid}"
+    for folder in (dead, live):
+        (folder / "pulse").mkdir(parents=True)
+    orphan = daemon(dead / "pulse" / "meetbot.pa", f"host-a:{dead_pid}")
+    tagged_orphan = daemon(tmp_path / "elsewhere.pa", f"host-a:{dead_pid}")  # no path to go by: the tag alone
+    kept = [daemon(live / "pulse" / "meetbot.pa", f"host-a:{live_worker.pid}")]
+    kept.append(daemon(tmp_path / "other-host.pa", f"host-b:{dead_pid}"))  # the same pid on another host
     try:
-        clean_dead_workers(tmp_path)
-        assert orphan.wait(timeout=5) != 0
-        assert not folder.exists() and live.exists()
+        clean_dead_workers(tmp_path, "host-a")
+        assert orphan.wait(timeout=5) != 0 and tagged_orphan.wait(timeout=5) != 0
+        assert all(proc.poll() is None for proc in kept), "a live worker's daemon was killed"
+        assert not dead.exists() and live.exists()
     finally:
-        orphan.kill()
+        for proc in (orphan, tagged_orphan, *kept, live_worker):
+            proc.kill()
+            proc.wait()

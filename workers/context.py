@@ -23,22 +23,31 @@ if TYPE_CHECKING:
     from workers.bots.desktop import PulseAudioServer, SessionBus
 
 
-def clean_dead_workers(runtime_root: Path) -> None:
-    """Kill what a crashed worker process left running (its D-Bus, PulseAudio, browsers) and drop its files.
+def clean_dead_workers(runtime_root: Path, host: str | None = None) -> None:
+    """Kill what a crashed worker process of this host left running (its D-Bus and PulseAudio) and drop its files.
 
-    Each worker keeps its daemons' sockets and profiles under runtime_root/worker-<pid>, so its leftovers
-    are found by that path once the pid is gone.
+    Each worker keeps its daemons' sockets and state under runtime_root/worker-<pid> (runtime_root is this host's
+    own: workers_runtime_dir), so its leftovers are found by that path, matched at its boundaries (worker-12 is
+    not worker-123), and by their worker tag "<host>:<pid>", once the pid is gone.
     """
-    from workers.bots.processes import kill_all, processes_matching
+    import psutil
+
+    from workers.bots.processes import WORKER_TAG_ENV, kill_all, processes_matching, processes_owned_by
 
     if not runtime_root.is_dir():
         return
     for folder in runtime_root.glob("worker-*"):
         pid = folder.name.removeprefix("worker-")
-        if not pid.isdigit() or int(pid) == os.getpid() or Path(f"/proc/{pid}").exists():
+        if not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
             continue
-        kill_all(processes_matching(str(folder)))
+        tagged = processes_owned_by(f"{host}:{pid}", WORKER_TAG_ENV) if host else []
+        kill_all([*processes_matching(str(folder)), *tagged])
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def workers_runtime_dir(settings: Settings) -> Path:
+    """This host's worker runtime folders (run/<host>/worker-<pid>): hosts sharing a data volume never meet."""
+    return settings.runtime_dir / settings.effective_worker_host
 
 
 @dataclass
@@ -50,7 +59,7 @@ class WorkerContext:
     kill_signals: KillSignals
     shutdown: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)  # stopping: take no new bot
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")  # "<host>:<pid>"
     _bus: SessionBus | None = None
     _pulse: PulseAudioServer | None = None
     _desktop_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,6 +77,7 @@ class WorkerContext:
             store=store_from_url(settings.effective_storage_url),
             broker=broker,
             kill_signals=signals,
+            worker_id=f"{settings.effective_worker_host}:{os.getpid()}",
         )
 
     def desktop(self) -> tuple[SessionBus, PulseAudioServer]:
@@ -76,12 +86,13 @@ class WorkerContext:
 
         with self._desktop_lock:
             if self._bus is None or self._pulse is None:
-                clean_dead_workers(self.settings.runtime_dir)
-                runtime = self.settings.runtime_dir / f"worker-{os.getpid()}"
+                runtime_root = workers_runtime_dir(self.settings)
+                clean_dead_workers(runtime_root, self.settings.effective_worker_host)
+                runtime = runtime_root / f"worker-{os.getpid()}"
                 runtime.mkdir(parents=True, exist_ok=True)
-                self._bus = SessionBus(runtime)
+                self._bus = SessionBus(runtime, worker_tag=self.worker_id)
                 self._bus.start()
-                self._pulse = PulseAudioServer(runtime)
+                self._pulse = PulseAudioServer(runtime, worker_tag=self.worker_id)
                 self._pulse.start()
             return self._bus, self._pulse
 

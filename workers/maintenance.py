@@ -15,7 +15,7 @@ from meetbot.domain import recordings as rec_ops
 from meetbot.domain.bots import scheduled_start
 from meetbot.errors import StorageUnavailable
 from meetbot.schemas.bots import BotStatus as S
-from workers.bots.recording import recover_spooled_recordings
+from workers.bots.recording import heartbeat_stale_after, recover_spooled_recordings
 from workers.context import WorkerContext
 
 log = logging.getLogger("meetbot.reaper")
@@ -48,8 +48,7 @@ def end_lost_runners(ctx: WorkerContext, now: datetime) -> int:
         ).all()
     ended = 0
     for row in running:
-        interval_s = int(row.config.get("heartbeatInterval") or settings.default_heartbeat_interval_ms) / 1000
-        threshold = max(3 * interval_s, settings.stale_heartbeat_min_seconds)
+        threshold = heartbeat_stale_after(row.config, settings)
         if now - (row.last_heartbeat or row.updated_at) <= timedelta(seconds=threshold):
             continue
         with ctx.engine.begin() as conn:

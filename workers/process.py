@@ -14,7 +14,7 @@ from meetbot import queue
 from meetbot.settings import Settings
 from workers.actors import declare_actors
 from workers.bots.recording import recover_spooled_recordings
-from workers.context import WorkerContext, clean_dead_workers
+from workers.context import WorkerContext, clean_dead_workers, workers_runtime_dir
 
 log = logging.getLogger("meetbot.worker")
 
@@ -53,7 +53,8 @@ class WorkerProcess:
 
     def start(self) -> None:
         if queue.QUEUE_BOTS in self.queues:
-            clean_dead_workers(self.settings.runtime_dir)
+            clean_dead_workers(workers_runtime_dir(self.settings), self.settings.effective_worker_host)
+            clean_dead_workers(self.settings.runtime_dir)  # run/worker-<pid>: from before folders named a host
             recovered = recover_spooled_recordings(self.ctx)  # what a crashed predecessor left here
             if recovered:
                 log.info("recordings recovered from the spool", extra={"count": recovered})

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from meetbot.errors import BotError
+from workers.bots.processes import BOT_TAG_ENV, WORKER_TAG_ENV, BotTag
 
 # Linux caps sun_path at 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -140,7 +141,8 @@ class Lifecycle:
 class SessionBus(Lifecycle):
     """A private D-Bus session bus for one worker process (Chromium logs bus errors without one)."""
 
-    def __init__(self, runtime_dir: Path, timeout: float = 10.0) -> None:
+    def __init__(self, runtime_dir: Path, timeout: float = 10.0, worker_tag: str | None = None) -> None:
+        self.worker_tag = worker_tag  # the worker id, as WORKER_TAG_ENV: how a dead worker's daemon is found
         self.dir = Path(runtime_dir) / "dbus"
         self.socket = self.dir / "bus"
         self.config = self.dir / "session.conf"
@@ -164,7 +166,8 @@ class SessionBus(Lifecycle):
         # bus double-fork at-spi-bus-launcher for Chromium, out of reach of stop().
         self.config.write_text(_BUS_CONFIG.format(socket=self.socket))
         args = ["dbus-daemon", f"--config-file={self.config}", "--nofork", "--nopidfile"]
-        self.proc, line = spawn_reporting(lambda fd: [*args, f"--print-address={fd}"], self.timeout)
+        env = {**os.environ, WORKER_TAG_ENV: self.worker_tag} if self.worker_tag else None
+        self.proc, line = spawn_reporting(lambda fd: [*args, f"--print-address={fd}"], self.timeout, env=env)
         if not line:
             self.stop()
             raise BotError("dbus-daemon did not report its address", sub_code="internal_error")
@@ -215,7 +218,8 @@ class PulseAudioServer(Lifecycle):
 
     IDLE_SINK = "meetbot_idle"
 
-    def __init__(self, runtime_dir: Path, timeout: float = 10.0) -> None:
+    def __init__(self, runtime_dir: Path, timeout: float = 10.0, worker_tag: str | None = None) -> None:
+        self.worker_tag = worker_tag  # WORKER_TAG_ENV in the daemon's environment, as for the SessionBus
         self.dir = Path(runtime_dir) / "pulse"
         self.socket = self.dir / "native"
         self.runtime_path = self.dir / "runtime"
@@ -250,6 +254,8 @@ class PulseAudioServer(Lifecycle):
             PULSE_STATE_PATH=str(self.dir / "state"),
             PULSE_CLIENTCONFIG=str(self.client_config),
         )
+        if self.worker_tag:
+            env[WORKER_TAG_ENV] = self.worker_tag
         return env
 
     def _write_config(self) -> None:
@@ -343,11 +349,14 @@ OWNER_ENV = "MEETBOT_OWNER"
 class XvfbDisplay(Lifecycle):
     """One virtual X display per bot; Xvfb picks a free display number itself (-displayfd)."""
 
-    def __init__(self, width: int, height: int, timeout: float = 10.0, owner: str | None = None) -> None:
+    def __init__(
+        self, width: int, height: int, timeout: float = 10.0, owner: str | None = None, tag: BotTag | None = None
+    ) -> None:
         self.width = width
         self.height = height
         self.timeout = timeout
-        self.owner = owner  # tagged into Xvfb's environment (OWNER_ENV) so leftovers can be found later
+        self.owner = owner  # in Xvfb's environment as OWNER_ENV, and the tag as BOT_TAG_ENV: how leftovers are found
+        self.tag = tag
         self.display: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._err: IO[bytes] | None = None
@@ -361,7 +370,8 @@ class XvfbDisplay(Lifecycle):
         # Chromium runs with --disable-gpu; without GLX, Xvfb loads no Mesa drivers: ~50 MB less per bot.
         args += ["-extension", "GLX"]
         try:
-            env = {**os.environ, OWNER_ENV: self.owner} if self.owner else None
+            tags = {OWNER_ENV: self.owner, BOT_TAG_ENV: str(self.tag) if self.tag else None}
+            env = {**os.environ, **{name: value for name, value in tags.items() if value}}
             self.proc, line = spawn_reporting(
                 lambda fd: ["Xvfb", "-displayfd", str(fd), *args], self.timeout, stderr=self._err, env=env
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from meetbot.errors import BotError
 from meetbot.settings import Settings
 from workers.bots.browser import BrowserSession, prepare_camera_file
 from workers.bots.desktop import NullSink, PulseAudioServer, SessionBus, XvfbDisplay
+from workers.bots.processes import BotTag
 from workers.bots.recorder import MediaPosition, Recorder
 
 log = logging.getLogger("meetbot.bot")
@@ -67,7 +70,9 @@ class BotMedia:
         self.pulse = pulse
         self.report = report
         self.audio_only = audio_only
-        self.spool = settings.spool_dir / str(bot_id)
+        self.spool = settings.spool_dir / str(bot_id)  # spool/<host>/<bot id>
+        # Every process of this run (Xvfb, chromedriver, Chromium, ffmpeg) carries this tag in its environment.
+        self.tag = BotTag(settings.effective_worker_host, bot_id, f"{os.getpid()}-{secrets.token_hex(3)}")
         self.display: XvfbDisplay | None = None
         self.sink: NullSink | None = None
         self.browser: BrowserSession | None = None
@@ -84,13 +89,13 @@ class BotMedia:
         self.spool.mkdir(parents=True, exist_ok=True)
         s = self.settings
         if not self.audio_only:
-            self.display = XvfbDisplay(s.screen_width, s.screen_height, owner=str(self.spool)).start()
+            self.display = XvfbDisplay(s.screen_width, s.screen_height, owner=str(self.spool), tag=self.tag).start()
         self.sink = self.pulse.create_sink(f"bot{self.bot_id}")
         camera = self._camera_file(bot_image) if bot_image else None  # the fake camera needs no display
         self.browser = BrowserSession(
             self.display.display if self.display else None,
             self.sink.name,
-            self.pulse.env,
+            self.tag.env(self.pulse.env),  # the sink's server, and the tag for chromedriver and Chromium
             dbus_address=self.bus.address,
             camera_file=camera,
             settings=s,
@@ -138,7 +143,7 @@ class BotMedia:
         self.recorder = Recorder(
             self.display.display if self.display else None,  # None: the sink's monitor alone
             self.sink.monitor,
-            self.pulse.env,
+            self.tag.env(self.pulse.env),  # the sink's server, and the tag for ffmpeg
             self.recording_path,
             s.screen_width,
             s.screen_height,

@@ -1,76 +1,138 @@
-"""Process-tree bookkeeping on /proc: pids pinned by start time, descendants, cleanup, memory (PSS), CPU."""
+"""Process ownership and bookkeeping through psutil: exact tags, pids pinned by start time, trees, cleanup, PSS, CPU."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
+
+import psutil
+
+# Every process a bot starts (Xvfb, chromedriver, Chromium and its helpers, ffmpeg) carries BOT_TAG_ENV=<BotTag> in
+# its environment; a worker's own daemons (D-Bus, PulseAudio) carry WORKER_TAG_ENV=<worker id>. Children inherit
+# both, so re-parented strays are still found, and only by their exact owner.
+BOT_TAG_ENV = "MEETBOT_BOT_TAG"
+WORKER_TAG_ENV = "MEETBOT_WORKER_TAG"
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class BotTag:
+    """Who owns a bot's process: the host, the bot, and the run (worker pid and a per-run token)."""
+
+    host: str
+    bot_id: int
+    run: str
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.bot_id}/{self.run}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> BotTag | None:
+        host, _, rest = (value or "").partition("/")
+        bot_id, _, run = rest.partition("/")
+        if not _HOST.match(host) or not bot_id.isdigit() or not run or "/" in run:
+            return None
+        return cls(host, int(bot_id), run)
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` plus this tag: the environment to start one of the bot's processes with."""
+        return {**base, BOT_TAG_ENV: str(self)}
 
 
 @dataclass(frozen=True)
 class ProcRef:
-    """A pid plus its kernel start time, so a recycled pid is never signalled by mistake."""
+    """A pid plus its start time, so a recycled pid is never signalled by mistake."""
 
     pid: int
-    start_ticks: int
+    started: float
 
     @classmethod
     def of(cls, pid: int) -> ProcRef | None:
-        fields = _stat_fields(pid)
-        return cls(pid, int(fields[19])) if fields else None
+        try:
+            return cls(pid, psutil.Process(pid).create_time())
+        except psutil.Error:
+            return None
+
+    def process(self) -> psutil.Process | None:
+        """The live process, or None once it exited, became a zombie or its pid went to another process."""
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.create_time() != self.started or proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                return None
+            return proc
+        except psutil.Error:
+            return None
 
     def alive(self) -> bool:
-        fields = _stat_fields(self.pid)
-        return bool(fields) and int(fields[19]) == self.start_ticks and fields[0] not in ("Z", "X")
+        return self.process() is not None
 
     def signal(self, sig: int) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, sig)
+        if proc := self.process():
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(sig)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (state) on; comm may hold spaces, so split after the last ')'."""
+def _ref(proc: psutil.Process) -> ProcRef | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return ProcRef(proc.pid, proc.create_time())
+    except psutil.Error:
         return None
-    return raw[raw.rfind(")") + 2 :].split()
 
 
 def descendants(root: int) -> list[ProcRef]:
-    """Every live process below pid `root` (not root itself), from one pass over /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))):
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    """Every live process below pid `root` (not root itself)."""
+    try:
+        children = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return []
+    return [ref for child in children if (ref := _ref(child)) and ref.alive()]
+
+
+def _processes_where(test: Callable[[psutil.Process], bool]) -> list[ProcRef]:
     found: list[ProcRef] = []
-    stack = list(children.get(root, []))
-    while stack:
-        pid = stack.pop()
-        if ref := ProcRef.of(pid):
-            found.append(ref)
-        stack.extend(children.get(pid, []))
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if test(proc) and (ref := _ref(proc)) and ref.alive():
+                found.append(ref)
     return found
 
 
-def processes_matching(needle: str) -> list[ProcRef]:
-    """Live processes whose command line contains `needle` (finds a session's re-parented strays)."""
-    found: list[ProcRef] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if needle.encode() in cmdline and (ref := ProcRef.of(int(entry.name))) and ref.alive():
-            found.append(ref)
-    return found
+@lru_cache(maxsize=256)
+def _path_pattern(path: str) -> re.Pattern[str]:
+    # The path as a whole path: not preceded by another path character, followed by "/" or the argument's end.
+    return re.compile(r"(?<![\w.~/-])" + re.escape(path.rstrip("/")) + r"(?=/|$)")
+
+
+def processes_matching(path: str) -> list[ProcRef]:
+    """Live processes with `path` (or a path below it) in one of their arguments, matched at its boundaries:
+    `spool/12` finds `--user-data-dir=…/spool/12/browser` and `…/spool/12/recording.mp4`, never `…/spool/123`."""
+    pattern = _path_pattern(path)
+    return _processes_where(lambda proc: any(pattern.search(arg) for arg in proc.cmdline()))
+
+
+def processes_owned_by(owner: str, variable: str = "MEETBOT_OWNER") -> list[ProcRef]:
+    """Live processes whose environment says exactly `variable=owner` (by default the spool folder an Xvfb was
+    started for: desktop.OWNER_ENV)."""
+    return _processes_where(lambda proc: proc.environ().get(variable) == owner)
+
+
+def processes_of_bot(host: str, bot_id: int) -> list[ProcRef]:
+    """Live processes tagged as bot `bot_id` of `host` (any run of it), compared part by part."""
+
+    def owned(proc: psutil.Process) -> bool:
+        tag = BotTag.parse(proc.environ().get(BOT_TAG_ENV))
+        return tag is not None and tag.host == host and tag.bot_id == bot_id
+
+    return _processes_where(owned)
 
 
 def kill_all(refs: Iterable[ProcRef], grace: float = 2.0) -> None:
@@ -87,44 +149,29 @@ def kill_all(refs: Iterable[ProcRef], grace: float = 2.0) -> None:
 
 
 def pss_bytes(refs: Iterable[ProcRef]) -> int:
-    """Proportional set size of the given processes together (from /proc/<pid>/smaps_rollup)."""
+    """Proportional set size of the given live processes together."""
     total = 0
     for ref in refs:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{ref.pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
+        if proc := ref.process():
+            with contextlib.suppress(psutil.Error, AttributeError):
+                total += proc.memory_full_info().pss
     return total
 
 
 def cpu_seconds(refs: Iterable[ProcRef]) -> float:
     """User + system CPU time the given live processes have used so far."""
-    ticks = 0
+    total = 0.0
     for ref in refs:
-        if fields := _stat_fields(ref.pid):
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        if proc := ref.process():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
 
 
 def command_name(ref: ProcRef) -> str:
+    proc = ref.process()
     try:
-        return Path(f"/proc/{ref.pid}/comm").read_text().strip()
-    except OSError:
+        return proc.name() if proc else ""
+    except psutil.Error:
         return ""
-
-
-def processes_owned_by(owner: str, variable: str = "MEETBOT_OWNER") -> list[ProcRef]:
-    """Live processes whose environment says `variable=owner` (Xvfb's command line names no path)."""
-    needle = f"{variable}={owner}".encode()
-    found: list[ProcRef] = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = Path(entry.path, "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if needle in environ and (ref := ProcRef.of(int(entry.name))) and ref.alive():
-            found.append(ref)
-    return found

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-import socket
 import threading
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
+import psutil
 import sqlalchemy as sa
 
+from meetbot.db import now_utc
 from meetbot.db.tables import bots
 from meetbot.domain import bot_states
 from meetbot.domain.recordings import StoredRecording, save_recording
 from meetbot.errors import BotError, StorageUnavailable
 from meetbot.schemas.bots import BotStatus as S
 from meetbot.schemas.bots import Recording
+from meetbot.settings import Settings
 from meetbot.storage import ObjectInfo, ObjectStore, recording_key
 from workers.bots.media import find_spooled_recording
-from workers.bots.processes import kill_all, processes_matching, processes_owned_by
+from workers.bots.processes import kill_all, processes_matching, processes_of_bot, processes_owned_by
 from workers.bots.reporting import BotReporter
+from workers.bots.spool import SPOOL_LOCK_SPACE, SpoolFolder, move_aside, spool_folders
 from workers.context import WorkerContext
 
 log = logging.getLogger("meetbot.bot")
@@ -129,53 +136,124 @@ def store_recording(
     return summary
 
 
-def _runner_alive(worker_id: str | None) -> bool:
-    """Whether the worker process that ran a bot (worker_id "host:pid") still lives on this machine."""
-    host, _, pid = (worker_id or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+def heartbeat_stale_after(config: dict[str, Any], settings: Settings) -> float:
+    """Seconds without a heartbeat after which a running bot's worker counts as gone: 3 intervals, at least the
+    minimum (MEETBOT_STALE_HEARTBEAT_MIN_SECONDS)."""
+    interval_s = int(config.get("heartbeatInterval") or settings.default_heartbeat_interval_ms) / 1000
+    return max(3 * interval_s, settings.stale_heartbeat_min_seconds)
+
+
+def _runner_alive_here(worker_id: str | None, host: str) -> bool:
+    """Whether the worker process that ran a bot (worker_id "host:pid") still lives on this host."""
+    worker_host, _, pid = (worker_id or "").rpartition(":")
+    if worker_host != host or not pid.isdigit():
         return False
-    return int(pid) == os.getpid() or Path(f"/proc/{pid}").exists()
+    return int(pid) == os.getpid() or psutil.pid_exists(int(pid))
+
+
+def _quiet_for(folder: Path) -> float:
+    """Seconds since anything at the top of `folder` changed (a bot in a call writes its recording all the time)."""
+    newest = 0.0
+    try:
+        entries = [folder, *folder.iterdir()]
+    except OSError:  # gone meanwhile: nothing to say it is quiet
+        return 0.0
+    for path in entries:
+        with contextlib.suppress(OSError):
+            newest = max(newest, path.stat().st_mtime)
+    return time.time() - newest
 
 
 def recover_spooled_recordings(ctx: WorkerContext) -> int:
-    """Store what this machine's spool still holds: recordings of crashed runners, and failed uploads.
+    """Store what the spool still holds: recordings of crashed runners, and failed uploads.
 
-    A bot still marked running whose worker process is gone is ended at once (FATAL/worker_lost, no need to
-    wait for its heartbeat to go stale); whatever it left running (browser, ffmpeg) is stopped, so it also
-    leaves the meeting; the fragmented MP4 it was writing is stored as its recording. A finished bot whose
-    upload failed (the store was down) gets it retried here, on every reaper pass, until it lands.
+    This host's folders (spool/<host>/<bot id>): a bot still marked running whose worker process is gone is ended
+    at once (FATAL/worker_lost, no need to wait for its heartbeat to go stale); whatever it left running (browser,
+    ffmpeg, Xvfb, found by their bot tag) is stopped, so it also leaves the meeting; the fragmented MP4 it was
+    writing is stored as its recording. A finished bot whose upload failed (the store was down) gets it retried
+    here, on every reaper pass, until it lands.
+    Another host's folders (a shared volume) are left alone while their bot is alive by the database: running with
+    a fresh heartbeat, or its folder still being written; once it is finished or its heartbeat went stale (that
+    host is gone), its recording is stored from here. Its processes are that host's, never touched from here.
+    A folder that cannot be recovered (its bot deleted, nothing or a damaged file in it) is moved aside once, to
+    spool/<host>/failed/<bot id>, for a person to look at. Old-layout folders (spool/<bot id>) are recovered by
+    the host their bot's worker id names.
     """
-    spool = ctx.settings.spool_dir
-    if not spool.is_dir():
-        return 0
     stored = 0
-    for folder in spool.iterdir():
-        if folder.name.isdigit() and _recover_one(ctx, folder):
-            stored += 1
+    for folder in spool_folders(ctx.settings.spool_root):
+        try:
+            with _recovery_claim(ctx, folder.bot_id) as claimed:
+                if claimed and _recover_one(ctx, folder):
+                    stored += 1
+        except Exception:  # one folder's trouble (the database, the disk) does not stop the others
+            log.exception("spool folder not recovered", extra={"bot_id": folder.bot_id, "folder": str(folder.path)})
     return stored
 
 
-def _recover_one(ctx: WorkerContext, folder: Path) -> bool:
-    bot_id = int(folder.name)
+@contextmanager
+def _recovery_claim(ctx: WorkerContext, bot_id: int) -> Iterator[bool]:
+    """One worker at a time recovers a bot's folder (hosts sharing a spool, or a bot and a maintenance worker on one
+    host): a PostgreSQL advisory lock, released by the database should this worker die. SQLite: one process."""
+    if ctx.engine.dialect.name != "postgresql":
+        yield True
+        return
+    with ctx.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        lock = (SPOOL_LOCK_SPACE, bot_id)
+        claimed = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(*lock))).scalar())
+        try:
+            yield claimed
+        finally:
+            if claimed:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(*lock)))
+
+
+def _recover_one(ctx: WorkerContext, folder: SpoolFolder) -> bool:
+    settings = ctx.settings
+    me = settings.effective_worker_host
+    bot_id = folder.bot_id
     with ctx.engine.connect() as conn:
         row = conn.execute(
-            sa.select(bots.c.user_id, bots.c.status, bots.c.recording, bots.c.worker_id).where(bots.c.id == bot_id)
-        ).first()
-    if row is None or row.recording is not None:
+            sa.select(
+                bots.c.user_id, bots.c.status, bots.c.recording, bots.c.worker_id, bots.c.config,
+                bots.c.last_heartbeat, bots.c.updated_at,
+            ).where(bots.c.id == bot_id)
+        ).first()  # fmt: skip
+    if row is None:
+        if folder.host is not None:  # an old-layout name might be a host's folder: never moved on a guess
+            move_aside(settings.spool_root, folder, folder.host, "its bot no longer exists")
         return False
+    writer = folder.host or (row.worker_id or "").rpartition(":")[0] or me
     status = S(row.status)
-    alive = _runner_alive(row.worker_id)
+    stale_after = heartbeat_stale_after(row.config, settings)
+    if writer == me:
+        alive = _runner_alive_here(row.worker_id, me)
+        if alive and _quiet_for(folder.path) <= stale_after:
+            return False  # its runner is at work, or finishing (it removes the folder itself right after)
+    else:  # another host's runner: known only through the database, and the folder it keeps writing
+        beat = row.last_heartbeat or row.updated_at
+        alive = status in bot_states.RUNNING and now_utc() - beat <= timedelta(seconds=stale_after)
+        if alive or _quiet_for(folder.path) <= stale_after:
+            return False
     if status not in bot_states.FINISHED and alive:
         return False  # its runner is still at work (in call, or uploading itself)
-    if not alive:  # what a dead runner left running (browser, ffmpeg) leaves the meeting now
-        kill_all([*processes_matching(str(folder)), *processes_owned_by(str(folder))])
+    if writer == me and not alive:  # what a dead runner left running (browser, ffmpeg) leaves the meeting now
+        path = str(folder.path)
+        kill_all([*processes_of_bot(me, bot_id), *processes_matching(path), *processes_owned_by(path)])
     if status in bot_states.RUNNING:
         with ctx.engine.begin() as conn:
             reason = "Its worker process died"
             bot_states.transition(conn, bot_id, S.FATAL, "worker_lost", reason, left_at=datetime.now(UTC))
         status = S.FATAL
-    found = find_spooled_recording(folder)
-    if found is None or status not in bot_states.FINISHED:
+    if status not in bot_states.FINISHED:
+        return False  # not started yet (a folder of a bot still deploying): nothing to recover
+    if row.recording is not None:  # stored already: what is left is only the runner's leftovers
+        shutil.rmtree(folder.path, ignore_errors=True)
+        return False
+    found = find_spooled_recording(folder.path)
+    if found is None and alive:
+        return False  # its runner, finishing, removes the folder itself
+    if found is None:
+        move_aside(settings.spool_root, folder, writer, "it holds no recording")
         return False
     path, content_type = found
     try:
@@ -183,8 +261,9 @@ def _recover_one(ctx: WorkerContext, folder: Path) -> bool:
     except StorageUnavailable:
         log.warning("spooled recording not stored yet: the store is unavailable", extra={"bot_id": bot_id})
         return False
-    except Exception:  # a damaged file stays in the spool for a person to look at
+    except Exception:  # a damaged file is kept aside for a person to look at, not tried again every pass
         log.exception("spooled recording could not be stored", extra={"bot_id": bot_id})
+        move_aside(settings.spool_root, folder, writer, "its recording could not be stored")
         return False
-    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.path, ignore_errors=True)
     return True
