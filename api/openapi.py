@@ -19,6 +19,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict with the resource's state",
     413: "Request body too large",
+    415: "The body is not JSON (Content-Type application/json or +json)",
     416: "Range not satisfiable (Content-Range: bytes */size)",
     429: "Rate limited (see Retry-After)",
     503: "A backing service is unavailable",
@@ -107,11 +108,12 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
         if endpoint.auth:
             operation["security"] = [{"bearer": []}]
         operation["responses"][str(endpoint.status)] = success
-        codes = set(endpoint.errors) | {429} | ({401} if endpoint.auth else set())
+        # 503: any operation may meet a database or Redis outage (api/errors.py), answered with Retry-After.
+        codes = set(endpoint.errors) | {429, 503} | ({401} if endpoint.auth else set())
         if endpoint.body or endpoint.query or endpoint.path_params:
             codes |= {422}
         if endpoint.body:
-            codes |= {400, 413}
+            codes |= {400, 413, 415}
         for code in sorted(codes):
             model = ValidationErrorResponse if code == 422 else ErrorMessage
             description = "Validation error" if code == 422 else _ERROR_TEXT.get(code, "Error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +20,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.errors import error_response
+from api.request_log import request_log_row
 from api.services import Services
-from meetbot.db import now_utc
-from meetbot.db.tables import api_request_logs
-from meetbot.domain.accounts import Principal, authenticate_bearer
-from meetbot.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from meetbot.domain.accounts import Principal, bearer_principal
+from meetbot.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
 from meetbot.schemas.common import seed_validation_errors
 
 log = logging.getLogger("meetbot.api")
@@ -38,6 +39,7 @@ class Context:
     services: Services
     request: Request
     principal_or_none: Principal | None = None
+    limit_headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of this request, once counted
 
     @property
     def principal(self) -> Principal:
@@ -76,6 +78,7 @@ class Endpoint:
     not_found: str = "Not found"  # the detail of this resource's 404, also used for ids beyond MAX_ROW_ID
     text_params: tuple[str, ...] = ()  # path parameters that are strings (e.g. a share token), not row ids
     redact_path: bool = False  # log the route's template, not the path (which carries a secret)
+    reads_request_log: bool = False  # the buffered request log is written first, so callers see their requests
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,9 +108,12 @@ def _bearer_token(request: Request) -> str:
 
 
 def _authenticate(services: Services, token: str) -> Principal:
+    def lookup(token: str) -> tuple[Principal, float | None]:
+        with services.engine.connect() as conn:  # reads only: no transaction to commit
+            return bearer_principal(conn, token, services.secret_key)
+
     try:
-        with services.transaction() as conn:
-            return authenticate_bearer(conn, token, services.secret_key)
+        return services.principal_cache.authenticate(token, lookup)
     except Unauthorized as exc:
         exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
         raise
@@ -180,7 +186,13 @@ def _path_ids(endpoint: Endpoint, request: Request) -> tuple[dict[str, int], boo
     return values, any(value > MAX_ROW_ID for value in values.values())
 
 
-async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services) -> dict[str, Any]:
+def _is_json_media_type(content_type: str) -> bool:
+    """application/json or a structured-syntax +json type (RFC 6839), parameters such as charset aside."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+def _parse_inputs(endpoint: Endpoint, request: Request, services: Services, body: bytes | None) -> dict[str, Any]:
     ids, beyond_rows = _path_ids(endpoint, request)
     kwargs: dict[str, Any] = dict(ids)
     kwargs.update({name: request.path_params.get(name, "") for name in endpoint.text_params})
@@ -190,8 +202,10 @@ async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services
         _reject_nul(params, "query")
         kwargs["query"] = _validate(endpoint.query, params, "query", context)
     if endpoint.body is not None:
-        raw = await _read_body(request, services.settings.max_body_bytes)
+        raw = body or b""
         if raw:  # no body at all means {}; anything sent must be JSON
+            if not _is_json_media_type(request.headers.get("content-type", "")):
+                raise UnsupportedMediaType()
             try:
                 data = json.loads(raw)
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
@@ -205,6 +219,13 @@ async def _parse_inputs(endpoint: Endpoint, request: Request, services: Services
     return kwargs
 
 
+class OrjsonResponse(JSONResponse):
+    """The same compact UTF-8 JSON as Starlette's JSONResponse, serialized by orjson (several times faster)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _render(endpoint: Endpoint, result: Any) -> Response:
     if isinstance(result, Response):
         return result
@@ -212,22 +233,34 @@ def _render(endpoint: Endpoint, result: Any) -> Response:
         return Response(status_code=endpoint.status)
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json", by_alias=True)
-    return JSONResponse(result, status_code=endpoint.status)
+    return OrjsonResponse(result, status_code=endpoint.status)
 
 
-def _log_request(services: Services, principal: Principal, request: Request, status: int, ms: float) -> None:
-    with services.transaction() as conn:
-        conn.execute(
-            api_request_logs.insert().values(
-                user_id=principal.user_id,
-                api_key_id=principal.api_key_id,
-                method=request.method,
-                path=request.url.path[:500],
-                status_code=status,
-                duration_ms=round(ms, 2),
-                created_at=now_utc(),
-            )
-        )
+def _handle(
+    endpoint: Endpoint, ctx: Context, token: str | None, body: bytes | None, body_error: Exception | None
+) -> Any:
+    """Everything of a request that may block, in one worker-thread hop: authenticate, count, parse, handle."""
+    services, request = ctx.services, ctx.request
+    if endpoint.auth:
+        try:
+            if token is None:
+                raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+            ctx.principal_or_none = _authenticate(services, token)
+        except Unauthorized:  # failed credentials count against the caller's address
+            ctx.limit_headers = services.rate_limiter.hit(_client_key(request))
+            raise
+        ctx.limit_headers = services.rate_limiter.hit(ctx.principal.rate_limit_key)
+    else:
+        ctx.limit_headers = services.rate_limiter.hit(_client_key(request))
+    if body_error is not None:
+        raise body_error
+    kwargs = _parse_inputs(endpoint, request, services, body)
+    if endpoint.reads_request_log:
+        try:
+            services.request_log.flush()
+        except Exception:  # the rows stay buffered for the next flush; the read goes on
+            log.exception("could not write the API request log")
+    return endpoint.handler(ctx, **kwargs)
 
 
 def make_routes(endpoints: list[Endpoint], services: Services) -> list[Route]:
@@ -251,24 +284,23 @@ def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
     async def dispatch(request: Request) -> Response:
         started = time.perf_counter()
         ctx = Context(services=services, request=request)
-        limit_headers: dict[str, str] = {}
         try:
+            token: str | None = None
             if endpoint.auth:
-                try:
+                with contextlib.suppress(Unauthorized):  # answered after the rate limit has counted it
                     token = _bearer_token(request)
-                    ctx.principal_or_none = await run_in_threadpool(_authenticate, services, token)
-                except Unauthorized:  # failed credentials count against the caller's address
-                    limit_headers = await run_in_threadpool(services.rate_limiter.hit, _client_key(request))
-                    raise
-                limit_headers = await run_in_threadpool(services.rate_limiter.hit, ctx.principal.rate_limit_key)
-            else:
-                limit_headers = await run_in_threadpool(services.rate_limiter.hit, _client_key(request))
-            kwargs = await _parse_inputs(endpoint, request, services)
-            result = await run_in_threadpool(endpoint.handler, ctx, **kwargs)
+            body: bytes | None = None
+            body_error: Exception | None = None  # raised in its turn: after authentication and the rate limit
+            if endpoint.body is not None:
+                try:
+                    body = await _read_body(request, services.settings.max_body_bytes)
+                except (BadRequest, PayloadTooLarge) as exc:
+                    body_error = exc
+            result = await run_in_threadpool(_handle, endpoint, ctx, token, body, body_error)
             response = _render(endpoint, result)
         except Exception as exc:
             response = error_response(exc)
-        response.headers.update(limit_headers)
+        response.headers.update(ctx.limit_headers)
         elapsed_ms = (time.perf_counter() - started) * 1000
         path = request.scope.get("root_path", "") + endpoint.path if endpoint.redact_path else request.url.path
         log.info(
@@ -281,13 +313,18 @@ def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
                 "user_id": ctx.principal_or_none.user_id if ctx.principal_or_none else None,
             },
         )
-        if ctx.principal_or_none is not None:
-            try:
-                await run_in_threadpool(
-                    _log_request, services, ctx.principal_or_none, request, response.status_code, elapsed_ms
+        principal = ctx.principal_or_none
+        if principal is not None:  # buffered: written in the next batch, never on the request path
+            services.request_log.record(
+                request_log_row(
+                    principal.user_id,
+                    principal.api_key_id,
+                    request.method,
+                    request.url.path,
+                    response.status_code,
+                    elapsed_ms,
                 )
-            except Exception:  # the request log must never fail the request itself
-                log.exception("could not write the API request log")
+            )
         return response
 
     return dispatch

@@ -1,4 +1,4 @@
-"""What every request handler can reach: settings, database, broker, kill signals, rate limiter, object store."""
+"""What every request handler can reach: settings, database, broker, kill signals, rate limits, store, request log."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import dramatiq
 import sqlalchemy as sa
 
 from api.rate_limits import RateLimiter
+from api.request_log import RequestLogBuffer
 from meetbot.db import get_engine
 from meetbot.domain.accounts import TokenPolicy
+from meetbot.domain.principal_cache import PrincipalCache
 from meetbot.event_bus import EventBus, publish_commits
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
@@ -29,6 +31,8 @@ class Services:
     store: ObjectStore
     event_bus: EventBus  # notices of committed bot events, for the live streams
     secret_key: str = field(repr=False)
+    request_log: RequestLogBuffer  # request-log rows and keys' last-used times, written in batches
+    principal_cache: PrincipalCache  # checked bearer tokens, trusted for at most a second
 
     @property
     def token_policy(self) -> TokenPolicy:
@@ -47,6 +51,8 @@ class Services:
             store=store_from_url(settings.effective_storage_url),
             event_bus=publish_commits(engine, settings.redis_url),
             secret_key=settings.resolved_secret_key(),
+            request_log=RequestLogBuffer(engine, settings.request_log_flush_seconds, settings.request_log_max_pending),
+            principal_cache=PrincipalCache(settings.principal_cache_seconds),
         )
 
     @contextmanager

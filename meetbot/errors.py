@@ -47,6 +47,11 @@ class PayloadTooLarge(MeetBotError):
     default_detail = "Request body too large"
 
 
+class UnsupportedMediaType(MeetBotError):
+    status_code = 415
+    default_detail = "Request body must be JSON (Content-Type: application/json)"
+
+
 class ValidationFailed(MeetBotError):
     """Carries the seed's list form: [{"loc": [...], "msg": ..., "type": ...}]."""
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     access_token_ttl_seconds: int = Field(900, ge=10)
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    # Off the request path: request-log rows and keys' last-used times are written in batches this often.
+    request_log_flush_seconds: float = Field(0.5, gt=0, le=1)
+    request_log_max_pending: int = Field(100_000, ge=1000)  # rows kept while the database refuses them
+    # How long an API process trusts a checked key or token; a revocation elsewhere shows within this (0: off).
+    principal_cache_seconds: float = Field(1.0, ge=0, le=1)
+    api_worker_threads: int = Field(8, ge=1, le=1000)  # request threads per API process (bench/api.py: 8 beat 40)
 
     # Bots
     allow_simulator: bool = False

@@ -87,6 +87,7 @@ def test_daily_series_and_totals(client: TestClient, services: Services, alice: 
     me, them = user_id(client, alice), user_id(client, bob)
     a, b, c, live = (new_bot(client, alice) for _ in range(4))
     bobs = new_bot(client, bob)
+    services.request_log.flush()  # the requests above, buffered off the request path, are in the table now
     with services.transaction() as conn:
 
         def bot(bot_id: int, created: datetime, **values: Any) -> None:

@@ -6,12 +6,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import redis
 from starlette.testclient import TestClient
 
 from api.app import all_endpoints, create_app
 from api.services import Services
+from meetbot.db import now_utc
+from meetbot.db.tables import api_keys, auth_sessions
 from tests.conftest import GOOGLE_BOT, REDIS_URL, Account, make_settings, register_and_login
 
 
@@ -184,3 +187,27 @@ def test_logout_with_an_api_key_is_400_and_the_key_keeps_working(client: TestCli
     assert isinstance(detail, str) and "DELETE /api-keys/" in detail
     assert client.get("/users/me", headers=key_headers).status_code == 200
     assert client.get("/users/me", headers=alice.headers).status_code == 200
+
+
+# 9. Checked callers are cached for at most a second: a revocation by another API process shows within it.
+
+
+def test_a_key_or_session_revoked_elsewhere_is_refused_within_a_second(
+    client: TestClient, services: Services, alice: Account
+) -> None:
+    key = client.post("/api-keys", json={"name": "ci"}, headers=alice.headers).json()
+    key_headers = {"Authorization": f"Bearer {key['key']}"}
+    session_id = jwt.decode(alice.access_token, options={"verify_signature": False})["sid"]
+    for headers in (key_headers, alice.headers):  # checked once, so both are cached now
+        assert client.get("/users/me", headers=headers).status_code == 200
+    # What another API process's revocation looks like to this one: rows changed behind its back.
+    with services.transaction() as conn:
+        conn.execute(api_keys.update().where(api_keys.c.id == key["id"]).values(revoked_at=now_utc()))
+        conn.execute(auth_sessions.update().where(auth_sessions.c.id == session_id).values(revoked_at=now_utc()))
+    revoked_at = time.monotonic()
+    time.sleep(max(0.0, revoked_at + services.settings.principal_cache_seconds - time.monotonic()))
+    assert services.settings.principal_cache_seconds <= 1
+    for headers in (key_headers, alice.headers):
+        response = client.get("/users/me", headers=headers)
+        assert response.status_code == 401, response.text
+    assert time.monotonic() - revoked_at < 1.5

@@ -19,6 +19,7 @@ TAG = "Users"
     TAG,
     query=AnalyticsQuery,
     response=Analytics,
+    reads_request_log=True,
 )
 def analytics(ctx: Context, query: AnalyticsQuery) -> Analytics:
     with ctx.transaction() as conn:

@@ -22,7 +22,9 @@ USAGE_DAYS = 30
 TAG = "API keys"
 
 
-@router.route("GET", "/api-keys", "List API keys (prefix only)", TAG, query=PageQuery, response=ApiKeyList)
+@router.route(
+    "GET", "/api-keys", "List API keys (prefix only)", TAG, query=PageQuery, response=ApiKeyList, reads_request_log=True
+)
 def list_keys(ctx: Context, query: PageQuery) -> dict[str, object]:
     with ctx.transaction() as conn:
         rows, total = fetch_page(conn, api_keys, [api_keys.c.user_id == ctx.user_id], api_keys.c.id, query)
@@ -50,7 +52,15 @@ def revoke_key(ctx: Context, id: int) -> None:
         accounts.revoke_api_key(conn, ctx.user_id, id)
 
 
-@router.route("GET", "/api-keys/{id}/usage", "Requests made with an API key", TAG, response=ApiKeyUsage, errors=(404,))
+@router.route(
+    "GET",
+    "/api-keys/{id}/usage",
+    "Requests made with an API key",
+    TAG,
+    response=ApiKeyUsage,
+    errors=(404,),
+    reads_request_log=True,
+)
 def key_usage(ctx: Context, id: int) -> ApiKeyUsage:
     with ctx.transaction() as conn:
         row = accounts.get_api_key(conn, ctx.user_id, id)

@@ -64,6 +64,7 @@ def update_me(ctx: Context, body: UserUpdate) -> User:
     "Bot counts, time in call, recorded minutes, storage used and API requests",
     TAG,
     response=Usage,
+    reads_request_log=True,
 )
 def usage(ctx: Context) -> Usage:
     day_ago = now_utc() - timedelta(days=1)
@@ -110,6 +111,7 @@ def usage(ctx: Context) -> Usage:
     TAG,
     query=ApiLogQuery,
     response=ApiLogList,
+    reads_request_log=True,
 )
 def api_logs(ctx: Context, query: ApiLogQuery) -> dict[str, object]:
     mine = [api_request_logs.c.user_id == ctx.user_id]

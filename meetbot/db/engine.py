@@ -41,9 +41,18 @@ def create_engine(url: str) -> sa.Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
+        pool: dict[str, int] = {}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
+            pool = {"pool_size": 20, "max_overflow": 20}
+        # Enough pooled connections for every request thread and the background writers: a connection opened past
+        # the pool (and its PRAGMAs) for one request, then closed, cost more than the request's own SQL.
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            hide_parameters=True,
+            **pool,
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)

@@ -1,4 +1,4 @@
-"""One page of rows and the total count, for the API's paginated lists."""
+"""One page of rows and the total count (counted only when the page does not tell it), for the paginated lists."""
 
 from __future__ import annotations
 
@@ -17,17 +17,29 @@ def fetch_page(
     order_by: sa.ColumnElement[object] | sa.Column[object],
     query: PageQuery,
 ) -> tuple[list[sa.Row], int]:
-    total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
-    rows = conn.execute(
-        sa.select(table).where(*where).order_by(order_by).offset(query.offset).limit(query.page_size)
-    ).all()
-    return list(rows), total
+    """The page of table's rows that query asks for, and how many rows match in all (counted only when needed)."""
+    rows = list(
+        conn.execute(sa.select(table).where(*where).order_by(order_by).offset(query.offset).limit(query.page_size))
+    )
+    total = _total_from_page(rows, query)
+    if total is None:
+        total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
+    return rows, total
+
+
+def _total_from_page(rows: list[sa.Row], query: PageQuery) -> int | None:
+    """The total when the page itself tells it (a short page that is not past the end), else None: count."""
+    if len(rows) < query.page_size and (rows or query.offset == 0):
+        return query.offset + len(rows)
+    return None
 
 
 def count_and_page(
     conn: sa.Connection, select: sa.Select[Any], order_by: sa.ColumnElement[Any], query: PageQuery
 ) -> tuple[list[sa.Row], int]:
     """The total number of rows `select` gives, and the page of them `query` asks for."""
-    total = conn.execute(sa.select(sa.func.count()).select_from(select.order_by(None).subquery())).scalar_one()
-    rows = conn.execute(select.order_by(order_by).offset(query.offset).limit(query.page_size)).all()
-    return list(rows), total
+    rows = list(conn.execute(select.order_by(order_by).offset(query.offset).limit(query.page_size)))
+    total = _total_from_page(rows, query)
+    if total is None:
+        total = conn.execute(sa.select(sa.func.count()).select_from(select.order_by(None).subquery())).scalar_one()
+    return rows, total

@@ -15,7 +15,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from meetbot.db import now_utc
+from meetbot.db.after_commit import after_commit
 from meetbot.db.tables import api_keys, auth_sessions, refresh_tokens, users
+from meetbot.domain.principal_cache import bump_revocation_epoch
 from meetbot.errors import Conflict, NotFound, Unauthorized
 
 API_KEY_PREFIX = "mb_"
@@ -176,6 +178,7 @@ def revoke_other_sessions(conn: sa.Connection, user_id: int, keep_session_id: st
     if keep_session_id is not None:
         where.append(auth_sessions.c.id != keep_session_id)
     conn.execute(auth_sessions.update().where(*where).values(revoked_at=now_utc()))
+    after_commit(conn, bump_revocation_epoch)  # this process's cached callers go at once, others' within 1 s
 
 
 def revoke_session(conn: sa.Connection, session_id: str) -> None:
@@ -184,6 +187,7 @@ def revoke_session(conn: sa.Connection, session_id: str) -> None:
         .where(auth_sessions.c.id == session_id, auth_sessions.c.revoked_at.is_(None))
         .values(revoked_at=now_utc())
     )
+    after_commit(conn, bump_revocation_epoch)
 
 
 def rotate_refresh_token(conn: sa.Connection, token: str, policy: TokenPolicy) -> tuple[IssuedTokens, bool]:
@@ -220,7 +224,8 @@ def session_owner(conn: sa.Connection, session_id: str) -> int | None:
     return conn.execute(sa.select(auth_sessions.c.user_id).where(auth_sessions.c.id == session_id)).scalar()
 
 
-def principal_from_access_token(conn: sa.Connection, token: str, secret: str) -> Principal:
+def access_token_principal(conn: sa.Connection, token: str, secret: str) -> tuple[Principal, float]:
+    """The caller of a valid access token whose session is live, and the seconds the token still lives."""
     try:
         claims = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "sid"]})
     except jwt.PyJWTError as exc:
@@ -232,7 +237,8 @@ def principal_from_access_token(conn: sa.Connection, token: str, secret: str) ->
     ).first()
     if session is None or session.revoked_at is not None or str(session.user_id) != claims["sub"]:
         raise Unauthorized("Invalid or expired token")
-    return Principal(user_id=session.user_id, session_id=claims["sid"])
+    expires_in = float(claims["exp"]) - now_utc().timestamp()
+    return Principal(user_id=session.user_id, session_id=claims["sid"]), expires_in
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -250,6 +256,7 @@ def create_api_key(conn: sa.Connection, user_id: int, name: str) -> tuple[sa.Row
 
 
 def principal_from_api_key(conn: sa.Connection, key: str) -> Principal:
+    """The caller of a live API key. Reads only: the key's last-used time is the request log's to write."""
     digest = token_digest(key)
     row = conn.execute(
         sa.select(api_keys.c.id, api_keys.c.user_id, api_keys.c.key_hash, api_keys.c.revoked_at).where(
@@ -259,7 +266,6 @@ def principal_from_api_key(conn: sa.Connection, key: str) -> Principal:
     # The lookup is by digest; compare again in constant time so no branch depends on the key.
     if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
         raise Unauthorized("Invalid API key")
-    conn.execute(api_keys.update().where(api_keys.c.id == row.id).values(last_used_at=now_utc()))
     return Principal(user_id=row.user_id, api_key_id=row.id)
 
 
@@ -270,6 +276,7 @@ def revoke_api_key(conn: sa.Connection, user_id: int, key_id: int) -> None:
     if row is None or row.revoked_at is not None:
         raise NotFound("API key not found")
     conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now_utc()))
+    after_commit(conn, bump_revocation_epoch)
 
 
 def get_api_key(conn: sa.Connection, user_id: int, key_id: int) -> sa.Row:
@@ -279,7 +286,8 @@ def get_api_key(conn: sa.Connection, user_id: int, key_id: int) -> sa.Row:
     return row
 
 
-def authenticate_bearer(conn: sa.Connection, token: str, secret: str) -> Principal:
+def bearer_principal(conn: sa.Connection, token: str, secret: str) -> tuple[Principal, float | None]:
+    """The caller of an API key or access token, and the seconds the token still lives (None: until revoked)."""
     if token.startswith(API_KEY_PREFIX):
-        return principal_from_api_key(conn, token)
-    return principal_from_access_token(conn, token, secret)
+        return principal_from_api_key(conn, token), None
+    return access_token_principal(conn, token, secret)
