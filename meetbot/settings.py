@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     access_token_ttl_seconds: int = Field(900, ge=10)
     refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    registration: Literal["open", "closed"] = "open"  # closed: POST /auth/register is 403, `meetbot users create` adds
+    max_api_keys_per_user: int = Field(20, ge=1)  # active (unrevoked) keys; more would multiply a user's rate limit
     # Off the request path: request-log rows and keys' last-used times are written in batches this often.
     request_log_flush_seconds: float = Field(0.5, gt=0, le=1)
     request_log_max_pending: int = Field(100_000, ge=1000)  # rows kept while the database refuses them

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
+from api.services import Services
 from tests.conftest import Account, register_and_login
 
 
@@ -80,8 +81,37 @@ def test_logout_stops_access_and_refresh_tokens_at_once(client: TestClient, alic
 
 def test_logout_ends_only_that_session(client: TestClient, alice: Account) -> None:
     other = client.post("/auth/login", json={"email": alice.email, "password": alice.password}).json()
-    client.post("/auth/logout", headers=alice.headers)
+    assert client.post("/auth/logout", headers=alice.headers).status_code == 204
+    # The logged-out session's tokens are refused …
+    assert client.get("/users/me", headers=alice.headers).status_code == 401
+    assert client.post("/auth/refresh", json={"refreshToken": alice.refresh_token}).status_code == 401
+    # … the other one lives on, access and refresh.
     assert client.get("/users/me", headers={"Authorization": f"Bearer {other['accessToken']}"}).status_code == 200
+    assert client.post("/auth/refresh", json={"refreshToken": other["refreshToken"]}).status_code == 200
+
+
+def test_logout_with_a_refresh_token_ends_that_session_too(client: TestClient, alice: Account) -> None:
+    other = client.post("/auth/login", json={"email": alice.email, "password": alice.password}).json()
+    response = client.post("/auth/logout", json={"refreshToken": other["refreshToken"]}, headers=alice.headers)
+    assert response.status_code == 204
+    for access, refresh in ((alice.access_token, alice.refresh_token), (other["accessToken"], other["refreshToken"])):
+        assert client.get("/users/me", headers={"Authorization": f"Bearer {access}"}).status_code == 401
+        assert client.post("/auth/refresh", json={"refreshToken": refresh}).status_code == 401
+    assert client.post("/auth/login", json={"email": alice.email, "password": alice.password}).status_code == 200
+
+
+def test_closed_registration_is_403_and_logins_go_on(client: TestClient, services: Services, alice: Account) -> None:
+    services.settings.registration = "closed"
+    body = {"email": "newcomer@example.com", "password": "long enough", "name": "New"}
+    response = client.post("/auth/register", json=body)
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "Registration is closed on this server: an administrator adds users (meetbot users create)"
+    }
+    assert client.post("/auth/login", json={"email": body["email"], "password": body["password"]}).status_code == 401
+    assert client.post("/auth/login", json={"email": alice.email, "password": alice.password}).status_code == 200
+    services.settings.registration = "open"
+    assert client.post("/auth/register", json=body).status_code == 201
 
 
 def test_missing_and_malformed_tokens_are_401(client: TestClient) -> None:

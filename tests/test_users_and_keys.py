@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from api.services import Services
 from meetbot.db.engine import get_engine
 from meetbot.db.tables import api_keys
 from meetbot.settings import Settings
@@ -23,11 +26,12 @@ def test_get_and_rename_me(client: TestClient, alice: Account) -> None:
 
 def test_changing_email_needs_the_current_password(client: TestClient, alice: Account) -> None:
     denied = client.patch("/users/me", json={"email": "new@example.com"}, headers=alice.headers)
-    assert denied.status_code == 401
+    assert denied.status_code == 403 and "currentPassword" in denied.json()["detail"]
     wrong = client.patch(
         "/users/me", json={"email": "new@example.com", "currentPassword": "nope"}, headers=alice.headers
     )
-    assert wrong.status_code == 401
+    assert wrong.status_code == 403 and "currentPassword is missing or wrong" in wrong.json()["detail"]
+    assert client.get("/users/me", headers=alice.headers).status_code == 200  # the session itself is fine
     ok = client.patch(
         "/users/me", json={"email": "new@example.com", "currentPassword": alice.password}, headers=alice.headers
     )
@@ -113,5 +117,68 @@ def test_usage_and_api_logs(client: TestClient, alice: Account) -> None:
 
 def test_api_logs_are_private(client: TestClient, alice: Account, bob: Account) -> None:
     client.get("/bots", headers=alice.headers)
-    paths = [entry["path"] for entry in client.get("/users/me/api-logs", headers=bob.headers).json()["logs"]]
-    assert "/api/v1/bots" not in paths
+    client.get("/bots/424242", headers=alice.headers)
+    client.get("/users/me", headers=bob.headers)
+
+    def logged(account: Account) -> list[tuple[str, str, int]]:
+        logs = client.get("/users/me/api-logs", params={"page_size": 100}, headers=account.headers).json()["logs"]
+        return [(entry["method"], entry["path"], entry["statusCode"]) for entry in logs]
+
+    # The owner sees her own requests (so an empty log cannot pass for a private one) …
+    alices = logged(alice)
+    assert ("GET", "/api/v1/bots", 200) in alices and ("GET", "/api/v1/bots/424242", 404) in alices
+    assert ("GET", "/api/v1/users/me", 200) not in alices
+    # … and the other user sees his, none of hers.
+    bobs = logged(bob)
+    assert ("GET", "/api/v1/users/me", 200) in bobs
+    assert not [entry for entry in bobs if entry[1].startswith("/api/v1/bots")]
+
+
+def test_active_api_keys_per_user_are_capped(
+    services: Services, client: TestClient, alice: Account, bob: Account
+) -> None:
+    services.settings.max_api_keys_per_user = 3
+    keys = [client.post("/api-keys", json={"name": f"k{n}"}, headers=alice.headers) for n in range(3)]
+    assert [key.status_code for key in keys] == [201, 201, 201]
+    over = client.post("/api-keys", json={"name": "one too many"}, headers=alice.headers)
+    assert over.status_code == 409
+    assert over.json() == {"detail": "At most 3 active API keys per user: revoke one (DELETE /api-keys/{id}) first"}
+    assert client.get("/api-keys", headers=alice.headers).json()["total"] == 3  # nothing was created
+    assert client.post("/api-keys", json={}, headers=bob.headers).status_code == 201  # per user, not global
+    assert client.delete(f"/api-keys/{keys[0].json()['id']}", headers=alice.headers).status_code == 204
+    again = client.post("/api-keys", json={"name": "after a revoke"}, headers=alice.headers)
+    assert again.status_code == 201 and client.get("/users/me", headers=bearer(again.json()["key"])).status_code == 200
+
+
+def test_concurrent_key_creations_cannot_pass_the_cap_together(
+    services: Services, client: TestClient, alice: Account
+) -> None:
+    services.settings.max_api_keys_per_user = 2
+    start = threading.Barrier(6)
+    codes: list[int] = []
+
+    def create() -> None:
+        start.wait()
+        codes.append(client.post("/api-keys", json={}, headers=alice.headers).status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [201, 201, 409, 409, 409, 409]
+    assert client.get("/api-keys", headers=alice.headers).json()["total"] == 2
+
+
+def test_a_body_that_is_not_json_is_415(client: TestClient, alice: Account) -> None:
+    body = b'{"name": "ci"}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {**alice.headers, **({"Content-Type": content_type} if content_type else {})}
+        response = client.post("/api-keys", content=body, headers=headers)
+        assert response.status_code == 415, (content_type, response.text)
+        assert response.json() == {"detail": "Request body must be JSON (Content-Type: application/json)"}
+    assert client.get("/api-keys", headers=alice.headers).json()["total"] == 0
+    for content_type in ("application/json", "application/json; charset=utf-8", "application/merge-patch+json"):
+        response = client.post("/api-keys", content=body, headers={**alice.headers, "Content-Type": content_type})
+        assert response.status_code == 201, (content_type, response.text)
+    assert client.post("/api-keys", headers=alice.headers).status_code == 201  # no body at all: {}

@@ -39,10 +39,11 @@ def list_keys(ctx: Context, query: PageQuery) -> dict[str, object]:
     body=ApiKeyCreate,
     response=ApiKeyCreated,
     status=201,
+    errors=(409,),
 )
 def create_key(ctx: Context, body: ApiKeyCreate) -> ApiKeyCreated:
     with ctx.transaction() as conn:
-        row, key = accounts.create_api_key(conn, ctx.user_id, body.name)
+        row, key = accounts.create_api_key(conn, ctx.user_id, body.name, ctx.services.settings.max_api_keys_per_user)
     return ApiKeyCreated.model_validate({**row._mapping, "key": key})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.routing import Context, Router
 from meetbot.domain import accounts
-from meetbot.errors import BadRequest, Unauthorized
+from meetbot.errors import BadRequest, Forbidden, Unauthorized
 from meetbot.schemas.auth import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenPair, User
 
 router = Router()
@@ -24,9 +24,11 @@ def _pair(tokens: accounts.IssuedTokens) -> TokenPair:
     response=User,
     status=201,
     auth=False,
-    errors=(409,),
+    errors=(403, 409),
 )
 def register(ctx: Context, body: RegisterRequest) -> User:
+    if ctx.services.settings.registration == "closed":
+        raise Forbidden("Registration is closed on this server: an administrator adds users (meetbot users create)")
     with ctx.transaction() as conn:
         row = accounts.create_user(conn, body.email, body.password, body.name)
     return User.model_validate(row)

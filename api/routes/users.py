@@ -13,7 +13,7 @@ from meetbot.db.tables import api_keys, api_request_logs, bots
 from meetbot.domain import accounts
 from meetbot.domain.jobs import transcribed_seconds
 from meetbot.domain.recordings import recording_totals
-from meetbot.errors import Unauthorized
+from meetbot.errors import Forbidden
 from meetbot.schemas.auth import ApiLog, ApiLogList, ApiLogQuery, Usage, User, UserUpdate
 from meetbot.schemas.common import page_envelope
 
@@ -34,7 +34,7 @@ def get_me(ctx: Context) -> User:
     TAG,
     body=UserUpdate,
     response=User,
-    errors=(401, 409),
+    errors=(403, 409),
 )
 def update_me(ctx: Context, body: UserUpdate) -> User:
     """A new email or password needs currentPassword. A new password ends every other login session
@@ -49,7 +49,8 @@ def update_me(ctx: Context, body: UserUpdate) -> User:
         if sensitive and not (
             body.current_password and accounts.verify_password(user.password_hash, body.current_password)
         ):
-            raise Unauthorized("currentPassword is missing or wrong")
+            # 403, not 401: the caller's session is fine, the proof for this change is not.
+            raise Forbidden("currentPassword is missing or wrong: a new email or password needs the current password")
         if new_email is not None:
             values["email"] = new_email
         if body.password is not None:

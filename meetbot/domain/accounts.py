@@ -244,8 +244,16 @@ def access_token_principal(conn: sa.Connection, token: str, secret: str) -> tupl
 # --- API keys --------------------------------------------------------------------------------
 
 
-def create_api_key(conn: sa.Connection, user_id: int, name: str) -> tuple[sa.Row, str]:
-    """Returns (row, full key); only the key's digest is stored."""
+def create_api_key(conn: sa.Connection, user_id: int, name: str, max_active: int | None = None) -> tuple[sa.Row, str]:
+    """Returns (row, full key); only the key's digest is stored. Conflict when the user already has max_active
+    unrevoked keys (counted under a lock on the user's row, so concurrent creations cannot pass it together)."""
+    if max_active is not None:
+        conn.execute(users.update().where(users.c.id == user_id).values(id=users.c.id))  # row lock (PG), write lock
+        active = conn.execute(
+            sa.select(sa.func.count()).where(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
+        ).scalar_one()
+        if active >= max_active:
+            raise Conflict(f"At most {max_active} active API keys per user: revoke one (DELETE /api-keys/{{id}}) first")
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     row = conn.execute(
         api_keys.insert()
