@@ -74,8 +74,11 @@ def create_bot(conn: sa.Connection, user_id: int, body: BotCreate) -> sa.Row:
     ).one()
 
 
-def get_bot(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
-    row = conn.execute(sa.select(bots).where(bots.c.id == bot_id, bots.c.user_id == user_id)).first()
+def get_bot(conn: sa.Connection, user_id: int, bot_id: int, lock: bool = False) -> sa.Row:
+    """The user's bot; lock: hold its row until the transaction ends (PostgreSQL; SQLite writers take turns anyway,
+    and every change below is also conditional on what was read)."""
+    select = sa.select(bots).where(bots.c.id == bot_id, bots.c.user_id == user_id)
+    row = conn.execute(select.with_for_update() if lock else select).first()
     if row is None:
         raise NotFound("Bot not found")
     return row
@@ -104,8 +107,13 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate, allow_simulator: bool) -> sa.Row:
-    """Apply a merge patch to the bot's settings; the merged settings are validated as on create."""
-    row = get_bot(conn, user_id, bot_id)
+    """Apply a merge patch to the bot's settings; the merged settings are validated as on create.
+
+    The row is locked while the patch merges, so concurrent patches each see the other's fields; the write is
+    conditional on the status and version read, so a deploy that slipped in between makes it a 409, not a change
+    to a deploying bot.
+    """
+    row = get_bot(conn, user_id, bot_id, lock=True)
     changes = patch.model_dump(mode="json", by_alias=True, exclude_unset=True)
     if row.status != S.READY_TO_DEPLOY and set(patch.model_fields_set) - MUTABLE_AFTER_DEPLOY:
         raise Conflict("Bot already deployed: only meetingTitle can change now")
@@ -117,16 +125,24 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
         settings = BotCreate.model_validate(merged, context={"allow_simulator": allow_simulator})
     except ValidationError as exc:
         raise ValidationFailed(seed_validation_errors(exc.errors(include_url=False), "body")) from exc
-    return conn.execute(
+    updated = conn.execute(
         bots.update()
-        .where(bots.c.id == bot_id)
+        .where(bots.c.id == bot_id, bots.c.status == row.status, bots.c.updated_at == row.updated_at)
         .values(
             config=settings.model_dump(mode="json", by_alias=True),
             platform=settings.meeting_info.platform,
             updated_at=now_utc(),
         )
         .returning(*bots.c)
-    ).one()
+    ).first()
+    if updated is None:
+        current_status = conn.execute(sa.select(bots.c.status).where(bots.c.id == bot_id)).scalar()
+        if current_status is None:
+            raise NotFound("Bot not found")
+        if current_status != S.READY_TO_DEPLOY and set(patch.model_fields_set) - MUTABLE_AFTER_DEPLOY:
+            raise Conflict("Bot already deployed: only meetingTitle can change now")
+        raise Conflict("Bot changed while this change was applied; read it again and retry")
+    return updated
 
 
 def deletable_bot_recording(conn: sa.Connection, user_id: int, bot_id: int) -> str | None:
@@ -138,11 +154,16 @@ def deletable_bot_recording(conn: sa.Connection, user_id: int, bot_id: int) -> s
 
 
 def delete_bot(conn: sa.Connection, user_id: int, bot_id: int) -> sa.Row:
-    """Delete a bot that is not active, with its events, logs, recording row and share links (cascade)."""
-    row = get_bot(conn, user_id, bot_id)
+    """Delete a bot that is not active, with its events, logs, recording row and share links (cascade).
+
+    Conditional on the status read: a bot deployed meanwhile is a 409, never deleted while it starts.
+    """
+    row = get_bot(conn, user_id, bot_id, lock=True)
     if S(row.status) in ACTIVE:
         raise Conflict("Bot is active: kill it before deleting it")
-    conn.execute(bots.delete().where(bots.c.id == bot_id))
+    deleted = conn.execute(bots.delete().where(bots.c.id == bot_id, bots.c.status == row.status)).rowcount
+    if deleted != 1:
+        raise Conflict("Bot is active: kill it before deleting it")
     return row
 
 
@@ -166,7 +187,7 @@ def scheduled_delay_ms(config: dict[str, Any]) -> int:
 
 def deploy_bot(conn: sa.Connection, user_id: int, bot_id: int) -> Deployment:
     """READY_TO_DEPLOY → DEPLOYING; the caller enqueues the returned deployment after commit."""
-    row = get_bot(conn, user_id, bot_id)
+    row = get_bot(conn, user_id, bot_id, lock=True)  # waits for a PATCH in flight: the deploy takes its settings
     end = row.config.get("endTime")
     if end and datetime.fromisoformat(end.replace("Z", "+00:00")) <= now_utc():
         raise Conflict("Bot's endTime has passed")
@@ -201,7 +222,7 @@ def kill_bot(conn: sa.Connection, user_id: int, bot_id: int) -> bool:
     A bot that has not started (READY_TO_DEPLOY, or DEPLOYING with its message still queued)
     ends here without a browser; its queued message, if any, is then ignored by the runner.
     """
-    row = get_bot(conn, user_id, bot_id)
+    row = get_bot(conn, user_id, bot_id, lock=True)
     status = S(row.status)
     if status in FINISHED:
         raise Conflict(f"Bot already finished (status {status})")
@@ -212,7 +233,12 @@ def kill_bot(conn: sa.Connection, user_id: int, bot_id: int) -> bool:
         row = get_bot(conn, user_id, bot_id)  # the runner claimed it meanwhile
         if S(row.status) in FINISHED:
             raise Conflict(f"Bot already finished (status {row.status})")
-    conn.execute(bots.update().where(bots.c.id == bot_id).values(kill_requested_at=now_utc()))
+    finished = [str(state) for state in FINISHED]
+    flagged = conn.execute(
+        bots.update().where(bots.c.id == bot_id, bots.c.status.not_in(finished)).values(kill_requested_at=now_utc())
+    ).rowcount
+    if flagged != 1:  # it ended by itself meanwhile
+        raise Conflict("Bot already finished")
     return True
 
 
