@@ -48,6 +48,10 @@ class Settings(BaseSettings):
 
     # Bots
     allow_simulator: bool = False
+    # botImage fetches (meetbot/outbound.py): loopback and private addresses only when true (the embedded demo with
+    # a self-hosted picture, tests); link-local and cloud metadata never. Webhooks keep webhook_allow_private.
+    allow_private_urls: bool = False
+    bot_image_timeout_seconds: float = Field(15, gt=0, le=120)  # the whole botImage fetch, redirects included
     bots_per_process: int = Field(2, ge=1, le=64)
     drain_timeout: float = Field(3600, ge=0)  # seconds a stopping bot worker lets its calls go on before they leave
     max_in_call_minutes: float = Field(240, gt=0)
@@ -59,10 +63,6 @@ class Settings(BaseSettings):
     page_poll_interval_seconds: float = Field(0.4, gt=0, le=2)
     join_timeout_seconds: float = Field(60, gt=0)
     chromium_binary: Path = Path("/usr/lib/chromium/chromium")
-    # botImage fetches (meetbot/outbound.py): loopback and private addresses only when true (the embedded demo with
-    # a self-hosted picture, tests); link-local and cloud metadata never. Webhooks keep webhook_allow_private.
-    allow_private_urls: bool = False
-    bot_image_timeout_seconds: float = Field(15, gt=0, le=120)  # the whole botImage fetch, redirects included
     chromedriver_binary: Path = Path("/usr/bin/chromedriver")
     chromium_extra_args: str = ""  # space-separated flags added to every bot's Chromium
     screen_width: int = 1280
@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # Recordings
     recording_retention_days: float | None = Field(None, gt=0)  # None: kept until deleted
     retention_interval_seconds: float = Field(300, ge=1)
+    # Request logs, bot logs and bot events older than this are pruned by the same maintenance pass.
+    log_retention_days: float = Field(30, gt=0)
     # Seconds between a bot's upload attempts; after the last, the reaper retries from the spool.
     storage_upload_retry_seconds: str = Field("1,2,4,8,15,30,60", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$")
     download_url_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)  # S3 presigns at most 7 days

@@ -28,9 +28,9 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
         reap(ctx)
 
     def expire_recordings() -> None:
-        from workers.maintenance import expire_recordings as expire
+        from workers.maintenance import retention_pass
 
-        expire(ctx)
+        retention_pass(ctx)  # recordings, then request logs, bot logs and events past their retention
 
     def transcribe_recording(bot_id: int, attempt: int) -> None:
         from workers.transcription import run_transcription

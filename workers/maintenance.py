@@ -1,4 +1,4 @@
-"""Maintenance jobs: the reaper (lost workers, lost deploys, spooled recordings) and recording retention."""
+"""Maintenance jobs: the reaper (lost workers, lost deploys, spooled recordings), recording and log retention."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from meetbot import queue
 from meetbot.db import now_utc
-from meetbot.db.tables import bots
+from meetbot.db.tables import api_request_logs, bot_events, bot_logs, bots
 from meetbot.domain import bot_states
 from meetbot.domain import recordings as rec_ops
 from meetbot.domain.bots import scheduled_start
@@ -121,3 +121,34 @@ def expire_recordings(ctx: WorkerContext, batch: int = 100) -> int:
     if deleted:
         log.info("expired recordings deleted", extra={"count": deleted})
     return deleted
+
+
+LOG_TABLES = (api_request_logs, bot_logs, bot_events)
+
+
+def prune_old_logs(ctx: WorkerContext, batch: int = 5000) -> dict[str, int]:
+    """Delete request logs, bot logs and bot events older than MEETBOT_LOG_RETENTION_DAYS, a batch per transaction
+    (short transactions: the API and the bots write these tables all the time)."""
+    cutoff = now_utc() - timedelta(days=ctx.settings.log_retention_days)
+    pruned: dict[str, int] = {}
+    for table in LOG_TABLES:
+        total = 0
+        while True:
+            with ctx.engine.begin() as conn:
+                ids = sa.select(table.c.id).where(table.c.created_at < cutoff).order_by(table.c.id).limit(batch)
+                deleted = conn.execute(table.delete().where(table.c.id.in_(ids.scalar_subquery()))).rowcount
+            total += deleted
+            if deleted < batch:
+                break
+        pruned[table.name] = total
+    if any(pruned.values()):
+        log.info("old logs pruned", extra=pruned)
+    return pruned
+
+
+def retention_pass(ctx: WorkerContext) -> None:
+    """The scheduled retention job: recordings past their retention, then logs past theirs."""
+    try:
+        expire_recordings(ctx)
+    finally:  # a failing recording pass does not keep the logs from their pruning
+        prune_old_logs(ctx)
