@@ -163,7 +163,7 @@ def run_meetbot(kind: str, base: str, tmp: Path, args: argparse.Namespace, event
         with engine.begin() as conn:
             user = accounts.create_user(conn, f"bench-{uuid.uuid4().hex[:6]}@example.com", "benchmark!", "Bench")
             meeting = {"meetingInfo": {"platform": "google", "meetingUrl": "https://meet.google.com/abc-defg-hij"}}
-            bot_id = create_bot(conn, user.id, BotCreate.model_validate(meeting)).id
+            bot_id = create_bot(conn, user.id, BotCreate.model_validate(meeting), settings.resolved_secret_key()).id
             for path in ("/ok/1", "/ok/2", "/flaky"):
                 hooks.create_webhook(conn, user.id, WebhookCreate(url=base + path), 50)
         workers = WorkerProcess(settings, build_broker(settings), queues={"webhooks"})

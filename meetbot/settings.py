@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     storage_url: str | None = None
     secret_key: str | None = None
+    # Comma-separated earlier secret keys: stored secrets sealed with them still open (meetbot/secrets_at_rest.py).
+    previous_secret_keys: str = Field("", repr=False)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -180,6 +182,11 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+    def secret_keys(self, current: str | None = None) -> tuple[str, ...]:
+        """The current secret key (given, or resolved), then the previous ones: what opens a sealed secret."""
+        previous = (key.strip() for key in self.previous_secret_keys.split(","))
+        return (current or self.resolved_secret_key(), *(key for key in previous if key))
 
     def resolved_secret_key(self) -> str:
         """The signing key: the configured one, else one generated once and kept in the data dir."""

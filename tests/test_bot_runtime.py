@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
 from meetbot.db import migrate
+from meetbot.db.engine import get_engine
+from meetbot.db.tables import bots
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.conftest import Account, make_settings, register_and_login
@@ -368,3 +371,19 @@ def test_unusable_bot_image_is_logged_not_fatal(runtime: Runtime, image: str, re
     runtime.wait_status(bot_id, "DONE")
     logs = runtime.client.get(f"/bots/{bot_id}/logs", headers=runtime.account.headers).json()["logs"]
     assert any(line["message"].startswith("botImage not used") and reason in line["message"] for line in logs)
+
+
+def test_a_bot_types_the_meeting_password_that_the_database_holds_sealed(runtime: Runtime) -> None:
+    meeting = f"m{uuid.uuid4().hex[:8]}"
+    url = f"{runtime.simulator}/zoom/{meeting}?passcode=4242"
+    body = {"meetingInfo": {"platform": "zoom", "meetingUrl": url, "meetingPassword": "4242"}, "botDisplayName": "N"}
+    created = runtime.client.post("/bots", json=body, headers=runtime.account.headers)
+    assert created.status_code == 201, created.text
+    bot_id = created.json()["id"]
+    with get_engine(runtime.settings.effective_database_url).connect() as conn:
+        stored = conn.execute(sa.select(bots.c.config).where(bots.c.id == bot_id)).scalar_one()
+    assert stored["meetingInfo"]["meetingPassword"].startswith("enc:v1:")  # sealed at rest
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "IN_CALL", timeout=40)  # a wrong passcode ends it FATAL (meeting_not_found)
+    control(runtime.simulator, "zoom", meeting, action="end")
+    runtime.wait_status(bot_id, "DONE", timeout=40)

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from api.services import Services
 from meetbot.db.tables import bots
+from meetbot.domain.bots import opened_config
 from meetbot.queue import QUEUE_BOTS
 from tests.conftest import GOOGLE_BOT, Account
 
@@ -252,7 +253,10 @@ def test_meeting_password_is_never_returned(client: TestClient, alice: Account, 
     client.patch(f"/bots/{bot['id']}", json={"meetingInfo": shown["meetingInfo"]}, headers=alice.headers)
     with services.transaction() as conn:
         stored = conn.execute(bots.select().where(bots.c.id == bot["id"])).one().config
-    assert stored["meetingInfo"]["meetingPassword"] == "s3cr3t"
+    # Stored sealed (a database dump does not give it away); what the bot opens is the password itself.
+    assert stored["meetingInfo"]["meetingPassword"].startswith("enc:v1:") and "s3cr3t" not in str(stored)
+    keys = services.settings.secret_keys(services.secret_key)
+    assert opened_config(stored, keys)["meetingInfo"]["meetingPassword"] == "s3cr3t"
 
 
 def test_patch_cannot_move_end_time_into_the_past(client: TestClient, alice: Account) -> None:

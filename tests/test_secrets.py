@@ -9,6 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
+from meetbot.secrets_at_rest import PREFIX, SecretUnreadable, seal, unseal
 from meetbot.settings import Settings
 
 MAKE_KEY = "import os, sys; os.umask(0); from meetbot.settings import Settings; " + (
@@ -60,3 +63,17 @@ def test_a_configured_key_writes_no_file(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", secret_key="configured-" + "k" * 40)
     assert settings.resolved_secret_key() == "configured-" + "k" * 40
     assert not (tmp_path / "data" / "secret_key").exists()
+
+
+# --- meeting passwords sealed at rest -------------------------------------------------------------------------------
+
+
+def test_a_sealed_password_opens_with_the_current_or_a_previous_key_only() -> None:
+    sealed = seal("4242-passcode", "old-secret-" + "x" * 32)
+    assert sealed.startswith(PREFIX) and "4242" not in sealed
+    assert seal(sealed, "another-key") == sealed  # never sealed twice
+    rotated = Settings(secret_key="new-secret-" + "y" * 32, previous_secret_keys="old-secret-" + "x" * 32)
+    assert unseal(sealed, rotated.secret_keys()) == "4242-passcode"
+    assert unseal("plain from before sealing", rotated.secret_keys()) == "plain from before sealing"
+    with pytest.raises(SecretUnreadable):
+        unseal(sealed, Settings(secret_key="new-secret-" + "y" * 32).secret_keys())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -63,6 +64,11 @@ class WorkerContext:
     _bus: SessionBus | None = None
     _pulse: PulseAudioServer | None = None
     _desktop_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @functools.cached_property
+    def secret_keys(self) -> tuple[str, ...]:
+        """What opens the secrets sealed in the database (a meeting's password): the same keys as the API's."""
+        return self.settings.secret_keys()
 
     @classmethod
     def create(cls, settings: Settings, broker: dramatiq.Broker) -> WorkerContext:

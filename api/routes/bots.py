@@ -37,7 +37,7 @@ def list_bots(ctx: Context, query: BotListQuery) -> dict[str, object]:
 @router.route("POST", "/bots", "Create a bot", TAG, body=BotCreate, response=Bot, status=201)
 def create_bot(ctx: Context, body: BotCreate) -> Bot:
     with ctx.transaction() as conn:
-        row = bot_ops.create_bot(conn, ctx.user_id, body)
+        row = bot_ops.create_bot(conn, ctx.user_id, body, ctx.services.secret_key)
     return bot_ops.bot_from_row(row)
 
 
@@ -58,7 +58,8 @@ def get_bot(ctx: Context, id: int) -> Bot:
 )
 def update_bot(ctx: Context, id: int, body: BotUpdate) -> Bot:
     with ctx.transaction() as conn:
-        row = bot_ops.update_bot(conn, ctx.user_id, id, body, ctx.services.settings.allow_simulator)
+        secret_keys = ctx.services.settings.secret_keys(ctx.services.secret_key)
+        row = bot_ops.update_bot(conn, ctx.user_id, id, body, ctx.services.settings.allow_simulator, secret_keys)
     return bot_ops.bot_from_row(row)
 
 

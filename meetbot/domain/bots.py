@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from meetbot.schemas.bots import (
 )
 from meetbot.schemas.bots import BotStatus as S
 from meetbot.schemas.common import seed_validation_errors
+from meetbot.secrets_at_rest import seal, unseal
 
 SECRET_MASK = "********"
 
@@ -58,7 +60,26 @@ def bot_fields(row: sa.Row) -> dict[str, Any]:
     return data
 
 
-def create_bot(conn: sa.Connection, user_id: int, body: BotCreate) -> sa.Row:
+def _with_meeting_password(config: dict[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """config with its meeting password (if any) passed through change: sealing or unsealing it."""
+    info = config.get("meetingInfo") or {}
+    password = info.get("meetingPassword")
+    if not isinstance(password, str) or not password:
+        return config
+    return {**config, "meetingInfo": {**info, "meetingPassword": change(password)}}
+
+
+def sealed_config(config: dict[str, Any], secret_key: str) -> dict[str, Any]:
+    """The settings as stored: the meeting password sealed with the secret key (docs: secrets_at_rest)."""
+    return _with_meeting_password(config, lambda password: seal(password, secret_key))
+
+
+def opened_config(config: dict[str, Any], secret_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The stored settings with the meeting password in clear, for the bot that types it."""
+    return _with_meeting_password(config, lambda password: unseal(password, secret_keys))
+
+
+def create_bot(conn: sa.Connection, user_id: int, body: BotCreate, secret_key: str) -> sa.Row:
     now = now_utc()
     return conn.execute(
         bots.insert()
@@ -66,7 +87,7 @@ def create_bot(conn: sa.Connection, user_id: int, body: BotCreate) -> sa.Row:
             user_id=user_id,
             status=S.READY_TO_DEPLOY,
             platform=body.meeting_info.platform,
-            config=body.model_dump(mode="json", by_alias=True),
+            config=sealed_config(body.model_dump(mode="json", by_alias=True), secret_key),
             created_at=now,
             updated_at=now,
         )
@@ -106,7 +127,14 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate, allow_simulator: bool) -> sa.Row:
+def update_bot(
+    conn: sa.Connection,
+    user_id: int,
+    bot_id: int,
+    patch: BotUpdate,
+    allow_simulator: bool,
+    secret_keys: tuple[str, ...],
+) -> sa.Row:
     """Apply a merge patch to the bot's settings; the merged settings are validated as on create.
 
     The row is locked while the patch merges, so concurrent patches each see the other's fields; the write is
@@ -117,10 +145,11 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
     changes = patch.model_dump(mode="json", by_alias=True, exclude_unset=True)
     if row.status != S.READY_TO_DEPLOY and set(patch.model_fields_set) - MUTABLE_AFTER_DEPLOY:
         raise Conflict("Bot already deployed: only meetingTitle can change now")
-    merged = merge_patch(row.config, changes)
+    stored = opened_config(row.config, secret_keys)  # validated in clear (a sealed password is longer)
+    merged = merge_patch(stored, changes)
     new_info = merged.get("meetingInfo") or {}
     if new_info.get("meetingPassword") == SECRET_MASK:  # a client sent back what GET showed: keep the secret
-        new_info["meetingPassword"] = (row.config.get("meetingInfo") or {}).get("meetingPassword")
+        new_info["meetingPassword"] = (stored.get("meetingInfo") or {}).get("meetingPassword")
     try:
         settings = BotCreate.model_validate(merged, context={"allow_simulator": allow_simulator})
     except ValidationError as exc:
@@ -129,7 +158,7 @@ def update_bot(conn: sa.Connection, user_id: int, bot_id: int, patch: BotUpdate,
         bots.update()
         .where(bots.c.id == bot_id, bots.c.status == row.status, bots.c.updated_at == row.updated_at)
         .values(
-            config=settings.model_dump(mode="json", by_alias=True),
+            config=sealed_config(settings.model_dump(mode="json", by_alias=True), secret_keys[0]),
             platform=settings.meeting_info.platform,
             updated_at=now_utc(),
         )

@@ -16,6 +16,7 @@ from selenium.common.exceptions import WebDriverException
 from meetbot.db import now_utc
 from meetbot.db.tables import bots
 from meetbot.domain.auto_leave import LeaveDecision, LeaveRules, Observations, update_presence
+from meetbot.domain.bots import opened_config
 from meetbot.errors import BotError
 from meetbot.schemas.bots import BotSettings
 from meetbot.schemas.bots import BotStatus as S
@@ -92,7 +93,7 @@ class BotRunner:
             self.ctx.kill_signals.unwatch(self.bot_id)
 
     def _run_claimed(self, row: sa.Row) -> None:
-        config = BotSettings.model_validate(row.config)
+        config = BotSettings.model_validate(opened_config(row.config, self.ctx.secret_keys))
         self.config = config
         self.user_id: int = row.user_id
         settings = self.ctx.settings
