@@ -387,3 +387,16 @@ def test_a_bot_types_the_meeting_password_that_the_database_holds_sealed(runtime
     runtime.wait_status(bot_id, "IN_CALL", timeout=40)  # a wrong passcode ends it FATAL (meeting_not_found)
     control(runtime.simulator, "zoom", meeting, action="end")
     runtime.wait_status(bot_id, "DONE", timeout=40)
+
+
+def test_a_meeting_url_stored_before_the_check_never_reaches_the_browser(runtime: Runtime) -> None:
+    bot_id, _ = runtime.create("google")
+    engine = get_engine(runtime.settings.effective_database_url)
+    with engine.begin() as conn:  # as a row written by an older version, before URLs were read as browsers do
+        config = conn.execute(sa.select(bots.c.config).where(bots.c.id == bot_id)).scalar_one()
+        bad = {**config["meetingInfo"], "meetingUrl": "https://127.0.0.1:18443\\@meet.google.com/abc-defg-hij"}
+        conn.execute(bots.update().where(bots.c.id == bot_id).values(config={**config, "meetingInfo": bad}))
+    runtime.deploy(bot_id)
+    runtime.wait_status(bot_id, "FATAL", timeout=30)
+    assert runtime.status_path(bot_id)[-1] == ("FATAL", "invalid_meeting_url")
+    assert not any("browser started" in entry["message"] for entry in runtime.logs(bot_id))

@@ -41,6 +41,7 @@ SUB_CODES = frozenset(
         "killed",
         "meeting_not_found",
         "meeting_unreachable",
+        "invalid_meeting_url",
         "sign_in_required",
         "worker_lost",
         "internal_error",

@@ -17,6 +17,7 @@ from meetbot.db import now_utc
 from meetbot.db.tables import bots
 from meetbot.domain.auto_leave import LeaveDecision, LeaveRules, Observations, update_presence
 from meetbot.domain.bots import opened_config
+from meetbot.domain.meeting_urls import check_meeting_url
 from meetbot.errors import BotError
 from meetbot.schemas.bots import BotSettings
 from meetbot.schemas.bots import BotStatus as S
@@ -138,9 +139,13 @@ class BotRunner:
         early = self._stop_requested()
         if early:
             return early
+        info = config.meeting_info
+        # Checked again where it is used: a URL stored before the check was tightened never reaches the browser.
+        refused = check_meeting_url(info.platform, info.meeting_url, settings.allow_simulator)
+        if refused:
+            raise BotError(f"meeting URL refused: {refused}", sub_code="invalid_meeting_url")
         media.start(str(config.bot_image) if config.bot_image else None)
         assert media.browser is not None
-        info = config.meeting_info
         request = JoinRequest(info.meeting_url, config.bot_display_name, info.meeting_password)
         adapter: PlatformAdapter = adapter_for(info.platform)(
             media.browser.driver, request, self.report.log, should_stop=lambda: self._stop_requested() is not None
