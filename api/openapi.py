@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import meetbot
-from api.routing import Endpoint
+from api.routing import MAX_ID, Endpoint
 from meetbot.schemas.common import ErrorMessage, ValidationErrorResponse
 
 REF = "#/components/schemas/{model}"
@@ -46,6 +46,29 @@ _AUTH_HEADERS = {
 }
 
 
+NO_NUL = "^[^\\u0000]*$"  # every string the API takes is refused with a NUL in it (input hardening)
+
+
+def _refuse_nul(schema: Any, schemas: dict[str, Any], seen: set[str]) -> None:
+    """Say in the document what the server enforces on input: no string may carry NUL (a string without a
+    pattern of its own gets one). Follows $refs into the components, each once; error responses, which may echo
+    what the client sent, are not inputs and keep no such pattern."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen and name in schemas:
+                seen.add(name)
+                _refuse_nul(schemas[name], schemas, seen)
+        if schema.get("type") == "string" and not {"pattern", "enum", "const"} & schema.keys():
+            schema["pattern"] = NO_NUL
+        for value in schema.values():
+            _refuse_nul(value, schemas, seen)
+    elif isinstance(schema, list):
+        for item in schema:
+            _refuse_nul(item, schemas, seen)
+
+
 def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[dict[str, Any]]:
     params = []
     required = set(schema.get("required", []))
@@ -68,6 +91,10 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
         sorted(models, key=lambda m: (m[0].__name__, m[1])), by_alias=True, ref_template=REF
     )
     schemas = defs.get("$defs", {})
+    inputs: set[str] = set()
+    for (_model, mode), ref in refs.items():
+        if mode == "validation":
+            _refuse_nul(ref, schemas, inputs)
 
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -82,7 +109,11 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string"} if name in endpoint.text_params else {"type": "integer", "minimum": 1},
+                    "schema": (
+                        {"type": "string", "pattern": NO_NUL}
+                        if name in endpoint.text_params
+                        else {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+                    ),
                 }
                 for name in endpoint.path_params
             ],
@@ -91,6 +122,7 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
         if endpoint.query:
             query_schema = endpoint.query.model_json_schema(by_alias=True, ref_template=REF)
             schemas.update(query_schema.pop("$defs", {}))
+            _refuse_nul(query_schema, schemas, inputs)
             operation["parameters"] += _query_parameters(endpoint.query, query_schema)
         if endpoint.body:
             operation["requestBody"] = {

@@ -178,11 +178,11 @@ def test_docs_init_disables_the_online_validator(client: TestClient) -> None:
 # 8. Logout is for login sessions, not API keys.
 
 
-def test_logout_with_an_api_key_is_400_and_the_key_keeps_working(client: TestClient, alice: Account) -> None:
+def test_logout_with_an_api_key_is_403_and_the_key_keeps_working(client: TestClient, alice: Account) -> None:
     key = client.post("/api-keys", json={"name": "ci"}, headers=alice.headers).json()
     key_headers = {"Authorization": f"Bearer {key['key']}"}
     response = client.post("/auth/logout", headers=key_headers)
-    assert response.status_code == 400
+    assert response.status_code == 403
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "DELETE /api-keys/" in detail
     assert client.get("/users/me", headers=key_headers).status_code == 200

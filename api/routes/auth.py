@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from api.routing import Context, Router
 from meetbot.domain import accounts
-from meetbot.errors import BadRequest, Forbidden, Unauthorized
+from meetbot.errors import Forbidden, Unauthorized
 from meetbot.schemas.auth import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, TokenPair, User
 
 router = Router()
@@ -69,10 +69,12 @@ def refresh(ctx: Context, body: RefreshRequest) -> TokenPair:
     return _pair(tokens)
 
 
-@router.route("POST", "/auth/logout", "Log out: revoke this session's tokens", TAG, body=LogoutRequest, status=204)
+@router.route(
+    "POST", "/auth/logout", "Log out: revoke this session's tokens", TAG, body=LogoutRequest, status=204, errors=(403,)
+)
 def logout(ctx: Context, body: LogoutRequest) -> None:
-    if ctx.principal.api_key_id is not None:
-        raise BadRequest(
+    if ctx.principal.api_key_id is not None:  # the caller is known; an API key just has no session to end
+        raise Forbidden(
             "Logout ends a login session and needs that session's access token; "
             "an API key stays valid until it is revoked with DELETE /api-keys/{id}"
         )
