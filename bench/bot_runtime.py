@@ -4,6 +4,7 @@ Runs the embedded stack (API + in-process worker) against the meeting simulator 
 figures; it asserts nothing. Example:
 
     python bench/bot_runtime.py --latency-runs 5 --concurrency 1,2,4,6 --record-seconds 30
+    python bench/bot_runtime.py --audio-only --latency-runs 0 --concurrency 10,20 --record-seconds 60
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,7 +46,8 @@ def parse_time(value: str) -> float:
 
 
 class Stack:
-    def __init__(self, tmp: Path, simulator: str, slots: int) -> None:
+    def __init__(self, tmp: Path, simulator: str, slots: int, audio_only: bool = False) -> None:
+        self.audio_only = audio_only
         db_url = f"sqlite:///{tmp / 'meetbot.db'}"
         migrate(db_url)
         self.settings = Settings(
@@ -69,7 +73,9 @@ class Stack:
     def deploy(self, platform: str, query: str = "") -> tuple[int, str, float]:
         meeting = f"b{uuid.uuid4().hex[:8]}"
         url = f"{self.simulator}/{platform}/{meeting}" + (f"?{query}" if query else "")
-        body = {"meetingInfo": {"platform": platform, "meetingUrl": url}}
+        body: dict[str, Any] = {"meetingInfo": {"platform": platform, "meetingUrl": url}}
+        if self.audio_only:
+            body["recordingSettings"] = {"audioOnly": True}
         bot_id = self.client.post("/bots", json=body, headers=self.headers).json()["id"]
         sent = time.time()
         self.client.post(f"/bots/{bot_id}/deploy", headers=self.headers)
@@ -122,8 +128,8 @@ def bot_processes(me: int) -> list[ProcRef]:
 def process_kind(ref: ProcRef) -> str:
     """A process's command name, with Chromium's --type (renderer, gpu-process, utility...) when it has one."""
     try:  # Chromium rewrites its title, so its arguments may arrive space-joined
-        args = Path(f"/proc/{ref.pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
-    except OSError:
+        args = " ".join(psutil.Process(ref.pid).cmdline()).split()
+    except psutil.Error:
         return command_name(ref)
     kinds = [a.removeprefix("--type=") for a in args if a.startswith("--type=")]
     subtypes = [a.removeprefix("--utility-sub-type=").split(".")[-1] for a in args if a.startswith("--utility-sub")]
@@ -173,23 +179,33 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
     cores = (cpu_seconds(bot_processes(me)) - before) / elapsed
     cpu_by_kind: dict[str, float] = {}
     for ref, used in before_each.items():
+        if not ref.alive():  # gone during the window: its last CPU reading is lost with it
+            continue
         kind = "runner (python)" if ref.pid == me else process_kind(ref)
         cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + (cpu_seconds([ref]) - used) / elapsed
     cpu_by_kind = {k: round(v, 3) for k, v in sorted(cpu_by_kind.items(), key=lambda kv: -kv[1])}
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
     gaps = []
+    complete = 0
     for bot_id, _, _ in bots:
         stack.wait(bot_id, "DONE", timeout=120)
-        key = stack.bot(bot_id)["recording"]["key"]
-        frames, missing = frame_gaps(stack.settings.data_dir / "storage" / key, stack.settings.video_framerate)
+        recording = stack.bot(bot_id)["recording"]
+        complete += bool(recording and recording["durationSeconds"] >= seconds)
+        if stack.audio_only:
+            continue
+        frames, missing = frame_gaps(
+            stack.settings.data_dir / "storage" / recording["key"], stack.settings.video_framerate
+        )
         gaps.append(missing / max(1, frames + missing))
     return {
+        "audio_only": stack.audio_only,
+        "recordings_complete": f"{complete}/{count}",
         "bots": count,
         "cpu_cores_total": round(cores, 2),
         "cpu_cores_per_bot": round(cores / count, 3),
         "pss_mb_per_bot": round(statistics.median(pss_samples) / count / 2**20, 1),
-        "dropped_frames_worst_pct": round(100 * max(gaps), 2),
+        "dropped_frames_worst_pct": round(100 * max(gaps), 2) if gaps else None,
         "pss_mb_by_process_kind": breakdown,
         "cpu_cores_by_process_kind": cpu_by_kind,
     }
@@ -201,6 +217,7 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,2,4,6")
     parser.add_argument("--record-seconds", type=float, default=30)
     parser.add_argument("--platforms", default="google,zoom,teams")
+    parser.add_argument("--audio-only", action="store_true", help="bots with recordingSettings.audioOnly")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -209,9 +226,9 @@ def main() -> None:
         text = " ".join(["The meeting continues with a long update on the project plan and its milestones."] * 6)
         subprocess.run(["espeak-ng", "-w", str(media / "long.wav"), text], check=True)
         with running_simulator(media, tmp / "sim") as simulator:
-            stack = Stack(tmp, simulator, slots=max([*levels, 1]))
+            stack = Stack(tmp, simulator, slots=max([*levels, 1]), audio_only=args.audio_only)
             try:
-                for platform in args.platforms.split(","):
+                for platform in args.platforms.split(",") if args.latency_runs > 0 else ():
                     figures = latency(stack, platform, args.latency_runs)
                     print(json.dumps({"measure": "latency", "platform": platform, **figures}), flush=True)
                 for count in levels:
