@@ -26,6 +26,7 @@ from meetbot.db import migrate
 from meetbot.db.engine import get_engine
 from meetbot.domain import accounts
 from meetbot.queue import build_broker
+from meetbot.settings import Settings
 from tests.conftest import make_settings, register_and_login
 from tests.support import api_healthy, clean_env, control, free_port, wait_for
 from tests.test_bot_runtime import Runtime, probe
@@ -116,6 +117,20 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.remove()
 
 
+@contextlib.contextmanager
+def bot_stack(settings: Settings, simulator: str) -> Iterator[Runtime]:
+    """The API in-process and a bot worker in this process, on the given settings' database and broker."""
+    broker = build_broker(settings)
+    workers = WorkerProcess(settings, broker, queues={"bots"})
+    workers.start()
+    try:
+        client = TestClient(create_app(settings, Services.from_settings(settings, broker=broker)))
+        client.base_url = client.base_url.join("/api/v1/")
+        yield Runtime(client, register_and_login(client), settings, simulator)
+    finally:
+        workers.stop()
+
+
 def retrying_until_ok(client: TestClient, path: str, headers: dict[str, str], timeout: float) -> float:
     """Seconds until GET path answers 200; every answer before that is a 503 with the JSON error shape."""
     started = time.monotonic()
@@ -160,14 +175,7 @@ def test_a_bot_waits_out_a_postgresql_restart_and_loses_no_event(
     postgres: PrivatePostgres, tmp_path: Path, simulator: str
 ) -> None:
     migrate(postgres.url)
-    settings = make_settings(tmp_path, postgres.url, bots_per_process=1)
-    broker = build_broker(settings)
-    workers = WorkerProcess(settings, broker, queues={"bots"})
-    workers.start()
-    try:
-        client = TestClient(create_app(settings, Services.from_settings(settings, broker=broker)))
-        client.base_url = client.base_url.join("/api/v1/")
-        runtime = Runtime(client, register_and_login(client), settings, simulator)
+    with bot_stack(make_settings(tmp_path, postgres.url, bots_per_process=1), simulator) as runtime:
         bot_id, meeting = runtime.create("google")
         runtime.deploy(bot_id)
         runtime.wait_status(bot_id, "IN_CALL", timeout=40)
@@ -184,8 +192,6 @@ def test_a_bot_waits_out_a_postgresql_restart_and_loses_no_event(
         types = [event["type"] for event in runtime.events(bot_id)]
         assert types.count("RECORDING_READY") == 1
         assert probe(runtime.recording_file(bot))["streams"] == {"audio", "video"}
-    finally:
-        workers.stop()
 
 
 @pytest.mark.browser
@@ -193,13 +199,8 @@ def test_a_redis_restart_loses_no_queued_deploy_and_everyone_reconnects(
     private_redis: PrivateRedis, pg_url: str, tmp_path: Path, simulator: str
 ) -> None:
     settings = make_settings(tmp_path, pg_url, redis_url=private_redis.url, bots_per_process=1)
-    broker = build_broker(settings)
-    workers = WorkerProcess(settings, broker, queues={"bots"})
-    workers.start()
-    try:
-        client = TestClient(create_app(settings, Services.from_settings(settings, broker=broker)))
-        client.base_url = client.base_url.join("/api/v1/")
-        runtime = Runtime(client, register_and_login(client), settings, simulator)
+    with bot_stack(settings, simulator) as runtime:
+        client = runtime.client
         first, first_meeting = runtime.create("google")
         runtime.deploy(first)
         runtime.wait_status(first, "IN_CALL", timeout=40)
@@ -221,8 +222,6 @@ def test_a_redis_restart_loses_no_queued_deploy_and_everyone_reconnects(
         print(f"\nRedis back -> API answering {recovered:.2f} s, queued bot in call {time.monotonic() - back:.1f} s")
         assert client.post(f"/bots/{queued}/kill", headers=runtime.account.headers).status_code == 200
         runtime.wait_status(queued, "CALL_ENDED", timeout=10)
-    finally:
-        workers.stop()
 
 
 def test_500_concurrent_requests_from_10_keys_across_2_api_processes_get_exactly_their_limit(

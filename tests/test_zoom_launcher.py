@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support import control
-from tests.test_adapters import driver  # noqa: F401  (the module's headless Chromium)
+from tests.test_adapters import _wait_state, driver  # noqa: F401  (the module's headless Chromium)
 from tests.test_bot_runtime import Runtime, runtime  # noqa: F401  (API + in-process bot worker)
-from workers.bots.platforms import JoinRequest, PageState, Phase, ZoomAdapter
+from workers.bots.platforms import JoinRequest, Phase, ZoomAdapter
 
 pytestmark = pytest.mark.browser
-
-
-def _wait_state(adapter: ZoomAdapter, check: Callable[[PageState], bool], timeout: float = 5.0) -> PageState:
-    deadline = time.monotonic() + timeout
-    state = adapter.read_state()
-    while not check(state):
-        assert time.monotonic() < deadline, f"page state never matched: last {state}"
-        time.sleep(0.05)
-        state = adapter.read_state()
-    return state
 
 
 @pytest.mark.parametrize(
