@@ -33,6 +33,7 @@ from api.routes import (
 )
 from api.routing import Endpoint, make_routes
 from api.services import Services
+from meetbot.metrics import RequestMetricsMiddleware
 from meetbot.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     routes: list[Any] = [
         Route("/healthz", system.healthz),
         Route("/readyz", readyz),
+        Route("/metrics", system.metrics_endpoint(services)),
         Route(f"{API_PREFIX}/openapi.json", openapi_json),
         Route("/docs", system.docs_page),
         Route("/docs/init.js", system.docs_init),
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         exception_handlers={HTTPException: handle_http_exception, Exception: handle_any_exception},
         lifespan=lifespan,
     )
+    app.add_middleware(RequestMetricsMiddleware)  # requests by route template and status, latency histograms
     app.state.services = services
     app.state.openapi = openapi
     return app

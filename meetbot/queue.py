@@ -1,8 +1,9 @@
-"""Dramatiq broker setup (Redis, or an in-process StubBroker) and message sending by actor name."""
+"""Dramatiq broker setup (Redis, RabbitMQ or an in-process StubBroker) and message sending by actor name."""
 
 from __future__ import annotations
 
 import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
@@ -27,11 +28,16 @@ ACTOR_SEND_DUE_WEBHOOKS = "send_due_webhooks"
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
-    """A Redis broker when MEETBOT_REDIS_URL is set, else an in-process one (embedded mode)."""
+    """RabbitMQ when MEETBOT_BROKER_URL is amqp://…, else Redis (MEETBOT_BROKER_URL or MEETBOT_REDIS_URL), else an
+    in-process broker (embedded mode)."""
     broker: dramatiq.Broker
-    if settings.redis_url:
+    broker_url = settings.broker_url or settings.redis_url
+    if broker_url and broker_url.startswith(("amqp://", "amqps://")):
+        # Dramatiq declares every RabbitMQ queue durable; confirmed publishes: a send returns once the server has it.
+        broker = RabbitmqBroker(url=broker_url, confirm_delivery=True)
+    elif broker_url:
         broker = RedisBroker(
-            url=settings.redis_url,
+            url=broker_url,
             namespace="meetbot",
             heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
             maintenance_chance=settings.broker_maintenance_chance,
@@ -75,3 +81,21 @@ def message_pending(broker: dramatiq.Broker, queue: str, message_id: str) -> boo
         stored = [broker.queues[name] for name in names if name in broker.queues]
         return any(needle in raw for waiting in stored for raw in list(waiting.queue))
     return True  # unknown broker: never assume a message was lost
+
+
+def queue_depths(broker: dramatiq.Broker) -> dict[str, int]:
+    """Messages each queue holds (waiting, delayed and, on Redis, taken but unacknowledged): the autoscaling signal."""
+    depths: dict[str, int] = {}
+    for queue in QUEUES:
+        if isinstance(broker, RedisBroker):
+            depths[queue] = sum(
+                int(broker.client.hlen(f"{broker.namespace}:{name}.msgs")) for name in (queue, dq_name(queue))
+            )
+        elif isinstance(broker, RabbitmqBroker):
+            waiting, delayed, _dead = broker.get_queue_message_counts(queue)
+            depths[queue] = waiting + delayed
+        elif isinstance(broker, StubBroker):
+            depths[queue] = sum(
+                broker.queues[name].qsize() for name in (queue, dq_name(queue)) if name in broker.queues
+            )
+    return depths

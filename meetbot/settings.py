@@ -17,28 +17,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEETBOT_", extra="ignore")
 
-    data_dir: Path = Path("./.meetbot")
-    database_url: str | None = None
-    redis_url: str | None = None
-    storage_url: str | None = None
-    secret_key: str | None = None
+    data_dir: Path = Path("./.meetbot")  # local state: SQLite database, spool, secret key, file storage
+    database_url: str | None = None  # postgresql://… (fleet); None: SQLite in the data dir
+    redis_url: str | None = None  # redis://…: queues, rate limits, kill signals, live events; None: embedded
+    # The message broker when it is not MEETBOT_REDIS_URL: amqp://… uses RabbitMQ (durable queues); None: Redis.
+    broker_url: str | None = Field(None, pattern=r"^(amqps?|redis)://")
+    # GET /metrics: a bearer token it requires; None: only loopback clients may read it.
+    metrics_token: SecretStr | None = None
+    storage_url: str | None = None  # s3://… or file://…; None: files in the data dir
+    secret_key: str | None = None  # signs tokens, seals secrets; None: generated once in the data dir
     # Comma-separated earlier secret keys: stored secrets sealed with them still open (meetbot/secrets_at_rest.py).
     previous_secret_keys: str = Field("", repr=False)
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    public_url: str | None = None
+    host: str = "127.0.0.1"  # address `meetbot api`/`up` listen on
+    port: int = Field(8000, ge=1, le=65535)  # port `meetbot api`/`up` listen on
+    public_url: str | None = None  # this API's external URL (links, share pages)
 
     # Redis broker: a worker silent this long is dead and its unfinished messages go to another worker; the
     # requeue check runs on about this many of every million broker commands.
     broker_heartbeat_timeout_ms: int = Field(60_000, ge=1000)
-    broker_maintenance_chance: int = Field(1000, ge=1, le=1_000_000)
+    broker_maintenance_chance: int = Field(1000, ge=1, le=1_000_000)  # per million Redis broker commands: requeue check
 
-    rate_limit_per_minute: int = Field(60, ge=1)
-    rate_limit_per_hour: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    access_token_ttl_seconds: int = Field(900, ge=10)
-    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    rate_limit_per_minute: int = Field(60, ge=1)  # requests per API key per minute
+    rate_limit_per_hour: int = Field(1000, ge=1)  # requests per API key per hour
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)  # largest request body accepted
+    access_token_ttl_seconds: int = Field(900, ge=10)  # lifetime of a login's access token
+    refresh_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)  # lifetime of a refresh token
     registration: Literal["open", "closed"] = "open"  # closed: POST /auth/register is 403, `meetbot users create` adds
     max_api_keys_per_user: int = Field(20, ge=1)  # active (unrevoked) keys; more would multiply a user's rate limit
     # Off the request path: request-log rows and keys' last-used times are written in batches this often.
@@ -49,28 +53,28 @@ class Settings(BaseSettings):
     api_worker_threads: int = Field(8, ge=1, le=1000)  # request threads per API process (bench/api.py: 8 beat 40)
 
     # Bots
-    allow_simulator: bool = False
+    allow_simulator: bool = False  # bots may join the simulator's meetings
     # botImage fetches (meetbot/outbound.py): loopback and private addresses only when true (the embedded demo with
     # a self-hosted picture, tests); link-local and cloud metadata never. Webhooks keep webhook_allow_private.
     allow_private_urls: bool = False
     bot_image_timeout_seconds: float = Field(15, gt=0, le=120)  # the whole botImage fetch, redirects included
-    bots_per_process: int = Field(2, ge=1, le=64)
+    bots_per_process: int = Field(2, ge=1, le=64)  # bot slots per bot worker process
     drain_timeout: float = Field(3600, ge=0)  # seconds a stopping bot worker lets its calls go on before they leave
-    max_in_call_minutes: float = Field(240, gt=0)
-    default_heartbeat_interval_ms: int = Field(5000, ge=500)
-    stale_heartbeat_min_seconds: float = Field(30, ge=1)
-    deploying_grace_seconds: float = Field(120, ge=1)
-    reaper_interval_seconds: float = Field(15, ge=1)
-    kill_check_interval_seconds: float = Field(0.5, gt=0, le=1)
-    page_poll_interval_seconds: float = Field(0.4, gt=0, le=2)
-    join_timeout_seconds: float = Field(60, gt=0)
-    chromium_binary: Path = Path("/usr/lib/chromium/chromium")
-    chromedriver_binary: Path = Path("/usr/bin/chromedriver")
+    max_in_call_minutes: float = Field(240, gt=0)  # a bot leaves a call after this long
+    default_heartbeat_interval_ms: int = Field(5000, ge=500)  # bot heartbeat period
+    stale_heartbeat_min_seconds: float = Field(30, ge=1)  # a bot silent this long is stale
+    deploying_grace_seconds: float = Field(120, ge=1)  # longest DEPLOYING before the reaper acts
+    reaper_interval_seconds: float = Field(15, ge=1)  # how often the reaper runs
+    kill_check_interval_seconds: float = Field(0.5, gt=0, le=1)  # how often a bot checks for a kill
+    page_poll_interval_seconds: float = Field(0.4, gt=0, le=2)  # how often a bot reads its meeting page
+    join_timeout_seconds: float = Field(60, gt=0)  # longest wait to be admitted to a call
+    chromium_binary: Path = Path("/usr/lib/chromium/chromium")  # Chromium used by bots
+    chromedriver_binary: Path = Path("/usr/bin/chromedriver")  # chromedriver used by bots
     chromium_extra_args: str = ""  # space-separated flags added to every bot's Chromium
-    screen_width: int = 1280
-    screen_height: int = 720
-    video_framerate: int = Field(15, ge=1, le=60)
-    browser_language: str = "en-US"
+    screen_width: int = 1280  # bot virtual screen width (px)
+    screen_height: int = 720  # bot virtual screen height (px)
+    video_framerate: int = Field(15, ge=1, le=60)  # recording frames per second
+    browser_language: str = "en-US"  # bot browser's language
     # This worker's host name in its spool and runtime folders (spool/<host>/<bot id>), its bots' process tags and
     # its worker id; default: the machine's hostname. Workers sharing a data volume need different ones (each
     # container's own hostname is): a spool folder is cleaned up only by its own host, or once its bot is dead.
@@ -78,7 +82,7 @@ class Settings(BaseSettings):
 
     # Recordings
     recording_retention_days: float | None = Field(None, gt=0)  # None: kept until deleted
-    retention_interval_seconds: float = Field(300, ge=1)
+    retention_interval_seconds: float = Field(300, ge=1)  # how often the retention pass runs
     # Request logs, bot logs and bot events older than this are pruned by the same maintenance pass.
     log_retention_days: float = Field(30, gt=0)
     # Seconds between a bot's upload attempts; after the last, the reaper retries from the spool.
@@ -87,21 +91,21 @@ class Settings(BaseSettings):
 
     # Transcription (faster-whisper) and summaries
     whisper_model: str | None = None  # a size name (e.g. large-v3) or a model directory; None: packaged tiny.en
-    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"  # where faster-whisper runs
     whisper_compute_type: str = "auto"  # auto: float16 on CUDA; on CPU the faster of int8/float32 here
     # 0: the sequential pipeline. Batched is the default: on the 30-60 s chunks of live transcripts it measured
     # 4 % WER where the sequential one dropped repeated sentences (48 %); on a whole 10-minute meeting in one go
     # the sequential one did better (6 % against 22 %, bench/transcribe.py).
     whisper_batch_size: int = Field(8, ge=0, le=64)
-    whisper_beam_size: int = Field(1, ge=1, le=10)
+    whisper_beam_size: int = Field(1, ge=1, le=10)  # faster-whisper beam size
     whisper_cpu_threads: int = Field(0, ge=0, le=256)  # 0: faster-whisper's default
     # transcription.auto: the bot hands audio to the transcribers at a silence this long into a chunk, or at the max
     live_chunk_min_seconds: float = Field(30, ge=5)
-    live_chunk_max_seconds: float = Field(60, ge=10)
+    live_chunk_max_seconds: float = Field(60, ge=10)  # longest live transcription chunk
     llm_base_url: str | None = None  # an OpenAI-compatible API, e.g. https://api.openai.com/v1
-    llm_model: str | None = None
-    llm_api_key: SecretStr | None = None
-    llm_timeout_seconds: float = Field(60, gt=0, le=600)
+    llm_model: str | None = None  # model name for summaries
+    llm_api_key: SecretStr | None = None  # API key for llm_base_url
+    llm_timeout_seconds: float = Field(60, gt=0, le=600)  # longest summary request
 
     # Webhooks: signed POSTs with retries (DESIGN.md §5)
     webhook_allow_private: bool = False  # loopback/private targets (embedded mode, tests); never link-local/metadata
@@ -110,25 +114,25 @@ class Settings(BaseSettings):
     webhook_retry_schedule_seconds: str = Field(
         "5,60,300,1800,7200,21600,43200", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$"
     )
-    webhook_retry_jitter: float = Field(0.2, ge=0, le=1)
+    webhook_retry_jitter: float = Field(0.2, ge=0, le=1)  # ± fraction applied to each retry delay
     webhook_disable_after_hours: float = Field(72, gt=0)  # failing this long without a success: disabled
     webhook_response_excerpt_bytes: int = Field(1024, ge=0, le=1024)  # all that is ever read of a response
     webhook_claim_lease_seconds: float = Field(120, gt=0)  # a claim older than this was a worker that died
     webhook_sweep_interval_seconds: float = Field(10, gt=0)  # sends due deliveries whose message was lost
     webhook_concurrency: int = Field(8, ge=1, le=256)  # delivery threads per worker process
-    webhook_max_per_user: int = Field(50, ge=1)
+    webhook_max_per_user: int = Field(50, ge=1)  # webhook endpoints per user
 
     # Simulator
-    simulator_host: str = "127.0.0.1"
-    simulator_port: int = Field(8100, ge=1, le=65535)
-    simulator_media_dir: Path | None = None
+    simulator_host: str = "127.0.0.1"  # address of the meeting simulator
+    simulator_port: int = Field(8100, ge=1, le=65535)  # port of the meeting simulator
+    simulator_media_dir: Path | None = None  # simulator's media files; None: data dir/media
 
     # Live event streams (Server-Sent Events)
     sse_heartbeat_seconds: float = Field(15, gt=0, le=300)  # a comment line this often keeps proxies from closing
     sse_poll_seconds: float = Field(3, gt=0, le=60)  # a stream also reads the database this often (a lost notice)
 
-    log_level: str = "INFO"
-    log_json: bool = True
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, …
+    log_json: bool = True  # logs as JSON lines (else text)
 
     @field_validator("data_dir")
     @classmethod
