@@ -119,6 +119,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from meetbot.fleet import FleetError, run_fleet
+
+    settings = _setup(args)
+    try:
+        return run_fleet(settings, Path(args.procfile).resolve(), args.only, args.concurrency, not args.no_release)
+    except FleetError as exc:
+        print(f"meetbot fleet: {exc.detail}", file=sys.stderr)
+        return 2
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _setup(args)
     _migrate(settings)
@@ -214,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    fleet = sub.add_parser("fleet", help="the Procfile's process types together (honcho), after its release step")
+    fleet.add_argument("--procfile", default="Procfile")
+    fleet.add_argument("--only", help="comma-separated process types (default: all but release)")
+    fleet.add_argument("--concurrency", help="processes per type, e.g. worker=2,api=1")
+    fleet.add_argument("--no-release", action="store_true", help="skip the release step (meetbot migrate)")
+    fleet.set_defaults(func=cmd_fleet)
 
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
     create_user = users.add_parser("create", allow_abbrev=False)  # "--password" must not pass as --password-stdin
