@@ -132,9 +132,12 @@ async def api_load(base: str, headers: dict[str, str], rate: float, seconds: flo
     async def one(client: httpx.AsyncClient) -> None:
         nonlocal errors
         started = time.perf_counter()
-        response = await client.get(f"{base}/api/v1/bots?page_size=20", headers=headers)
+        try:
+            response = await client.get(f"{base}/api/v1/bots?page_size=20", headers=headers)
+            errors += response.status_code != 200
+        except httpx.TransportError:  # a dropped connection counts as a failed request, not a crashed benchmark
+            errors += 1
         latencies.append((time.perf_counter() - started) * 1000)
-        errors += response.status_code != 200
 
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
         tasks = []
