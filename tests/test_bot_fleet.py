@@ -38,6 +38,7 @@ def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime
         MEETBOT_REDIS_URL=FLEET_REDIS_URL,
         MEETBOT_DATA_DIR=str(settings.data_dir),
         MEETBOT_SECRET_KEY=settings.secret_key or "",
+        MEETBOT_ALLOW_SIMULATOR="true",  # the worker checks the meeting URL again before opening it
     )
     workers: list[subprocess.Popen[str]] = []
 
