@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx
-import sqlalchemy as sa
 
 from meetbot.db import get_engine, migrate, now_utc
 from meetbot.db.tables import bots
 from meetbot.domain import accounts
 from meetbot.schemas.bots import BotCreate
-from tests.support import clean_env, free_port, wait_for
+from tests.support import clean_env, empty_postgres_database, free_port, wait_for
 
 SECRET = "bench-secret-" + "x" * 40
 BOT_BODY = {
@@ -105,22 +103,8 @@ def prepare_database(url: str) -> tuple[str, str]:
     return key, jwt_token
 
 
-@contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    name = f"meetbot_bench_api_{os.getpid()}"
-    admin = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        from meetbot.db.engine import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def postgres_database(admin_url: str) -> contextlib.AbstractContextManager[str]:
+    return empty_postgres_database(admin_url, "meetbot_bench_api")
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path, base: str) -> subprocess.Popen[bytes]:

@@ -10,16 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
 from meetbot.db import migrate
-from meetbot.db.engine import dispose_engines, get_engine
+from meetbot.db.engine import get_engine
 from meetbot.db.tables import metadata
 from meetbot.settings import Settings
-from tests.support import SeaweedFS, make_speech, make_test_recording, running_seaweedfs, running_simulator
+from tests.support import (
+    SeaweedFS,
+    empty_postgres_database,
+    make_speech,
+    make_test_recording,
+    running_seaweedfs,
+    running_simulator,
+)
 
 PG_ADMIN_URL = os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEETBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -28,19 +34,9 @@ REDIS_URL = os.environ.get("MEETBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A PostgreSQL database created for this test run and dropped after it."""
-    name = f"meetbot_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
-    yield url
-    dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_postgres_database(PG_ADMIN_URL, "meetbot_test") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import uvicorn
 
 from meetbot.settings import Settings
@@ -72,6 +73,24 @@ def running_simulator(media: Path, data_dir: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5)
+
+
+@contextmanager
+def empty_postgres_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on admin_url's server; dropped afterwards (open sessions included)."""
+    from meetbot.db.engine import dispose_engines
+
+    name = f"{prefix}_{os.getpid()}_{os.urandom(4).hex()}"
+    admin = sa.create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:

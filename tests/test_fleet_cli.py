@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from tests.conftest import PG_ADMIN_URL, REDIS_URL
-from tests.support import free_port, wait_for
+from tests.support import empty_postgres_database, free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 MEETBOT = str(Path(sys.executable).parent / "meetbot")
@@ -24,16 +23,8 @@ MEETBOT = str(Path(sys.executable).parent / "meetbot")
 @pytest.fixture
 def empty_pg_url() -> Iterator[str]:
     """A database with no schema at all: only the fleet's release step (meetbot migrate) can make it usable."""
-    name = f"meetbot_fleet_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with empty_postgres_database(PG_ADMIN_URL, "meetbot_fleet") as url:
+        yield url
 
 
 def fleet_env(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
