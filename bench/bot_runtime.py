@@ -211,6 +211,14 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
     }
 
 
+def speech_media(folder: Path) -> Path:
+    """The simulator's speech files, plus long.wav: a speaker who goes on for the whole recording window."""
+    media = make_speech(folder)
+    text = " ".join(["The meeting continues with a long update on the project plan and its milestones."] * 6)
+    subprocess.run(["espeak-ng", "-w", str(media / "long.wav"), text], check=True)
+    return media
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-runs", type=int, default=5)
@@ -222,9 +230,7 @@ def main() -> None:
     levels = [int(n) for n in args.concurrency.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        media = make_speech(tmp / "media")
-        text = " ".join(["The meeting continues with a long update on the project plan and its milestones."] * 6)
-        subprocess.run(["espeak-ng", "-w", str(media / "long.wav"), text], check=True)
+        media = speech_media(tmp / "media")
         with running_simulator(media, tmp / "sim") as simulator:
             stack = Stack(tmp, simulator, slots=max([*levels, 1]), audio_only=args.audio_only)
             try:

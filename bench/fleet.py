@@ -38,9 +38,9 @@ import psutil
 import redis
 
 from bench.api import postgres_database, start, stop
-from bench.bot_runtime import frame_gaps, parse_time
+from bench.bot_runtime import frame_gaps, parse_time, speech_media
 from meetbot.db import migrate
-from tests.support import clean_env, control, free_port, make_speech, running_simulator, wait_for
+from tests.support import clean_env, control, free_port, running_simulator, wait_for
 
 PG_ADMIN_URL = os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("MEETBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -222,9 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        media = make_speech(tmp / "media")
-        text = " ".join(["The meeting continues with a long update on the project plan and its milestones."] * 6)
-        subprocess.run(["espeak-ng", "-w", str(media / "long.wav"), text], check=True)
+        media = speech_media(tmp / "media")
         with running_simulator(media, tmp / "sim") as simulator, postgres_database(PG_ADMIN_URL) as db_url:
             migrate(db_url)
             run(args, tmp, simulator, db_url)
