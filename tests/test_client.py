@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from limits import RateLimitItemPerSecond
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_app
@@ -179,7 +178,7 @@ def test_429_is_waited_out_per_retry_after(tmp_path: Path) -> None:
         # The same limiter and amount, over a 1-second window instead of a minute, so that the test does not
         # wait a minute: Retry-After is then 1 s.
         limiter = served.services.rate_limiter
-        limiter.per_minute = RateLimitItemPerSecond(settings.rate_limit_per_minute, 1)
+        limiter.limits = ((settings.rate_limit_per_minute, 1), limiter.limits[1])
         with served.user() as client:
             ids = [client.get_me().id for _ in range(10)]  # 4 a second: 429s, each waited out and sent again
             assert len(set(ids)) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import redis
 from starlette.testclient import TestClient
 
 from api.app import all_endpoints, create_app
+from api.rate_limits import RateLimiter
 from api.services import Services
+from meetbot.errors import RateLimited
 from tests.conftest import REDIS_URL, make_settings, register_and_login
 from tests.support import free_port
 
@@ -64,6 +67,32 @@ def test_redis_limit_is_shared_by_api_processes(tmp_path: Path, db_url: str) -> 
     blocked = two.get("/bots", headers=account.headers)
     assert blocked.status_code == 429 and blocked.headers["X-RateLimit-Limit"] == "8"
     assert one.get("/bots", headers=account.headers).status_code == 429
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_concurrent_requests_get_distinct_remaining_counts_and_never_more_than_the_limit(
+    tmp_path: Path, db_url: str, shared: bool
+) -> None:
+    """Each count and its X-RateLimit-Remaining come from one atomic operation: callers racing each other (two API
+    processes' limiters on one Redis, or threads of one process) never see the same value, never pass the limit."""
+    redis_url = REDIS_URL if shared else None
+    settings = make_settings(tmp_path, db_url, rate_limit_per_minute=25, rate_limit_per_hour=1000, redis_url=redis_url)
+    limiters = [RateLimiter(settings), RateLimiter(settings) if shared else None]
+    limiters[0].reset()
+    key = f"user:race-{time.time_ns()}"
+
+    def hit(index: int) -> str:
+        limiter = limiters[index % 2] or limiters[0]
+        try:
+            return limiter.hit(key)["X-RateLimit-Remaining"]
+        except RateLimited:
+            return "429"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(hit, range(40)))
+    admitted = sorted((int(a) for a in answers if a != "429"), reverse=True)
+    assert admitted == list(range(24, -1, -1))  # 25 admitted, each told a different remaining count
+    assert answers.count("429") == 15
 
 
 def test_health_and_readiness(client: TestClient) -> None:
