@@ -1,11 +1,9 @@
-"""Declared endpoints: one record per route drives request parsing, auth, rate limits, logs and OpenAPI."""
+"""Declared endpoints: one record per route drives its middleware stack, input parsing and the OpenAPI document."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,11 +16,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import error_response
-from api.request_log import request_log_row
+from api.middleware.authentication import AuthenticationMiddleware
+from api.middleware.errors import ErrorMappingMiddleware
+from api.middleware.rate_limit import RateLimitMiddleware
+from api.middleware.request_log import RequestLogMiddleware
+from api.middleware.scope import principal
 from api.services import Services
-from meetbot.domain.accounts import Principal, bearer_principal
+from meetbot.domain.accounts import Principal
 from meetbot.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
 from meetbot.schemas.common import seed_validation_errors
 
@@ -39,7 +41,6 @@ class Context:
     services: Services
     request: Request
     principal_or_none: Principal | None = None
-    limit_headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of this request, once counted
 
     @property
     def principal(self) -> Principal:
@@ -97,31 +98,6 @@ class Router:
             return handler
 
         return register
-
-
-def _bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-    return token.strip()
-
-
-def _authenticate(services: Services, token: str) -> Principal:
-    def lookup(token: str) -> tuple[Principal, float | None]:
-        with services.engine.connect() as conn:  # reads only: no transaction to commit
-            return bearer_principal(conn, token, services.secret_key)
-
-    try:
-        return services.principal_cache.authenticate(token, lookup)
-    except Unauthorized as exc:
-        exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
-        raise
-
-
-def _client_key(request: Request) -> str:
-    """The rate-limit key of a caller not (yet) authenticated: its address."""
-    return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -236,31 +212,53 @@ def _render(endpoint: Endpoint, result: Any) -> Response:
     return OrjsonResponse(result, status_code=endpoint.status)
 
 
-def _handle(
-    endpoint: Endpoint, ctx: Context, token: str | None, body: bytes | None, body_error: Exception | None
-) -> Any:
-    """Everything of a request that may block, in one worker-thread hop: authenticate, count, parse, handle."""
-    services, request = ctx.services, ctx.request
-    if endpoint.auth:
-        try:
-            if token is None:
-                raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
-            ctx.principal_or_none = _authenticate(services, token)
-        except Unauthorized:  # failed credentials count against the caller's address
-            ctx.limit_headers = services.rate_limiter.hit(_client_key(request))
-            raise
-        ctx.limit_headers = services.rate_limiter.hit(ctx.principal.rate_limit_key)
-    else:
-        ctx.limit_headers = services.rate_limiter.hit(_client_key(request))
-    if body_error is not None:
-        raise body_error
-    kwargs = _parse_inputs(endpoint, request, services, body)
+def _run_handler(endpoint: Endpoint, ctx: Context, kwargs: dict[str, Any]) -> Any:
+    """The handler, in a worker thread (it may block on the database): one hop per request."""
     if endpoint.reads_request_log:
         try:
-            services.request_log.flush()
+            ctx.services.request_log.flush()
         except Exception:  # the rows stay buffered for the next flush; the read goes on
             log.exception("could not write the API request log")
     return endpoint.handler(ctx, **kwargs)
+
+
+class EndpointApp:
+    """The innermost ASGI app of an endpoint: read and validate its inputs, run its handler, render the result."""
+
+    def __init__(self, endpoint: Endpoint, services: Services) -> None:
+        self.endpoint = endpoint
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint, services = self.endpoint, self.services
+        request = Request(scope, receive)
+        body = await _read_body(request, services.settings.max_body_bytes) if endpoint.body is not None else None
+        kwargs = _parse_inputs(endpoint, request, services, body)
+        ctx = Context(services=services, request=request, principal_or_none=principal(scope))
+        result = await run_in_threadpool(_run_handler, endpoint, ctx, kwargs)
+        await _render(endpoint, result)(scope, receive, send)
+
+
+def endpoint_stack(endpoint: Endpoint, services: Services) -> ASGIApp:
+    """The request path of one endpoint, outermost first: request log, error mapping, authentication (endpoints
+    that need it), rate limit, then the endpoint itself."""
+    app: ASGIApp = EndpointApp(endpoint, services)
+    app = RateLimitMiddleware(app, services)
+    if endpoint.auth:
+        app = AuthenticationMiddleware(app, services)
+    app = ErrorMappingMiddleware(app)
+    return RequestLogMiddleware(app, services, endpoint.path if endpoint.redact_path else None)
+
+
+class _MethodDispatch:
+    """One path's endpoints by method (HEAD is answered as GET)."""
+
+    def __init__(self, stacks: dict[str, ASGIApp]) -> None:
+        self.stacks = stacks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        await self.stacks[method](scope, receive, send)
 
 
 def make_routes(endpoints: list[Endpoint], services: Services) -> list[Route]:
@@ -270,61 +268,6 @@ def make_routes(endpoints: list[Endpoint], services: Services) -> list[Route]:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
     routes = []
     for path, methods in by_path.items():
-        handlers = {method: _dispatcher(endpoint, services) for method, endpoint in methods.items()}
-
-        async def by_method(request: Request, handlers: dict[str, Handler] = handlers) -> Response:
-            method = "GET" if request.method == "HEAD" else request.method
-            return await handlers[method](request)
-
-        routes.append(Route(path, by_method, methods=list(methods)))
+        stacks = {method: endpoint_stack(endpoint, services) for method, endpoint in methods.items()}
+        routes.append(Route(path, _MethodDispatch(stacks), methods=list(methods)))
     return routes
-
-
-def _dispatcher(endpoint: Endpoint, services: Services) -> Handler:
-    async def dispatch(request: Request) -> Response:
-        started = time.perf_counter()
-        ctx = Context(services=services, request=request)
-        try:
-            token: str | None = None
-            if endpoint.auth:
-                with contextlib.suppress(Unauthorized):  # answered after the rate limit has counted it
-                    token = _bearer_token(request)
-            body: bytes | None = None
-            body_error: Exception | None = None  # raised in its turn: after authentication and the rate limit
-            if endpoint.body is not None:
-                try:
-                    body = await _read_body(request, services.settings.max_body_bytes)
-                except (BadRequest, PayloadTooLarge) as exc:
-                    body_error = exc
-            result = await run_in_threadpool(_handle, endpoint, ctx, token, body, body_error)
-            response = _render(endpoint, result)
-        except Exception as exc:
-            response = error_response(exc)
-        response.headers.update(ctx.limit_headers)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        path = request.scope.get("root_path", "") + endpoint.path if endpoint.redact_path else request.url.path
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": path,
-                "status": response.status_code,
-                "duration_ms": round(elapsed_ms, 2),
-                "user_id": ctx.principal_or_none.user_id if ctx.principal_or_none else None,
-            },
-        )
-        principal = ctx.principal_or_none
-        if principal is not None:  # buffered: written in the next batch, never on the request path
-            services.request_log.record(
-                request_log_row(
-                    principal.user_id,
-                    principal.api_key_id,
-                    request.method,
-                    request.url.path,
-                    response.status_code,
-                    elapsed_ms,
-                )
-            )
-        return response
-
-    return dispatch
