@@ -207,6 +207,8 @@ def _render(endpoint: Endpoint, result: Any) -> Response:
         return result
     if result is None:
         return Response(status_code=endpoint.status)
+    if isinstance(result, bytes):  # JSON already serialized (a page: meetbot.schemas.common.page_envelope)
+        return Response(result, status_code=endpoint.status, media_type="application/json")
     if isinstance(result, BaseModel):
         result = result.model_dump(mode="json", by_alias=True)
     return OrjsonResponse(result, status_code=endpoint.status)

@@ -28,7 +28,7 @@ log = logging.getLogger("meetbot.api")
 
 
 @router.route("GET", "/bots", "List bots", TAG, query=BotListQuery, response=BotList)
-def list_bots(ctx: Context, query: BotListQuery) -> dict[str, object]:
+def list_bots(ctx: Context, query: BotListQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_bots(conn, ctx.user_id, query)
     return page_envelope("bots", Bot, [bot_ops.bot_fields(row) for row in rows], total, query)
@@ -124,7 +124,7 @@ def kill_bot(ctx: Context, id: int) -> Bot:
     response=BotEventList,
     errors=(404,),
 )
-def bot_events(ctx: Context, id: int, query: BotEventQuery) -> dict[str, object]:
+def bot_events(ctx: Context, id: int, query: BotEventQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_events(conn, ctx.user_id, id, query)
     return page_envelope("events", BotEvent, rows, total, query)
@@ -139,7 +139,7 @@ def bot_events(ctx: Context, id: int, query: BotEventQuery) -> dict[str, object]
     response=BotLogList,
     errors=(404,),
 )
-def bot_logs(ctx: Context, id: int, query: BotLogQuery) -> dict[str, object]:
+def bot_logs(ctx: Context, id: int, query: BotLogQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_logs(conn, ctx.user_id, id, query)
     return page_envelope("logs", BotLog, rows, total, query)

@@ -25,7 +25,7 @@ SSE = "text/event-stream"
     query=EventFeedQuery,
     response=BotEventList,
 )
-def list_events(ctx: Context, query: EventFeedQuery) -> dict[str, object]:
+def list_events(ctx: Context, query: EventFeedQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = event_reads.feed(conn, ctx.user_id, query)
     return page_envelope("events", BotEvent, rows, total, query)

@@ -57,7 +57,7 @@ def _resource(ctx: Context, row: sa.Row) -> RecordingResource:
 @router.route(
     "GET", "/recordings", "List recordings, newest first", TAG, query=RecordingListQuery, response=RecordingList
 )
-def list_recordings(ctx: Context, query: RecordingListQuery) -> dict[str, object]:
+def list_recordings(ctx: Context, query: RecordingListQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = rec_ops.list_recordings(conn, ctx.user_id, query)
         items = [_resource(ctx, row) for row in rows]

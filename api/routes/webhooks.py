@@ -45,7 +45,7 @@ def _enqueue(ctx: Context, delivery_id: int) -> None:
 
 
 @router.route("GET", "/webhooks", "List webhooks", TAG, query=PageQuery, response=WebhookList)
-def list_webhooks(ctx: Context, query: PageQuery) -> dict[str, object]:
+def list_webhooks(ctx: Context, query: PageQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = hooks.list_webhooks(conn, ctx.user_id, query)
     return page_envelope("webhooks", Webhook, rows, total, query)
@@ -106,7 +106,7 @@ def test_webhook(ctx: Context, id: int) -> WebhookTest:
 
 @router.route("GET", "/webhooks/{id}/deliveries", "The webhook's deliveries, newest first, with every attempt",
               TAG, query=DeliveryQuery, response=DeliveryList, errors=(404,))  # fmt: skip
-def list_deliveries(ctx: Context, id: int, query: DeliveryQuery) -> dict[str, object]:
+def list_deliveries(ctx: Context, id: int, query: DeliveryQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = hooks.list_deliveries(conn, ctx.user_id, id, query)
     return page_envelope("deliveries", Delivery, rows, total, query)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from meetbot import queue
 from meetbot.db import now_utc
-from meetbot.db.pages import fetch_page
+from meetbot.db.pages import fetch_page, fetch_page_where_equal
 from meetbot.db.tables import bot_events, bot_logs, bots, recordings
 from meetbot.domain.bot_states import ACTIVE, FINISHED, transition
 from meetbot.errors import Conflict, NotFound, ValidationFailed
@@ -37,6 +37,19 @@ MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
 
 def bot_from_row(row: sa.Row) -> Bot:
     return Bot.model_validate(bot_fields(row))
+
+
+# The columns bot_fields reads: a listing selects only these.
+RESOURCE_COLUMNS = (
+    "id",
+    "config",
+    "status",
+    "deployment_error",
+    "recording",
+    "last_heartbeat",
+    "created_at",
+    "updated_at",
+)
 
 
 def bot_fields(row: sa.Row) -> dict[str, Any]:
@@ -106,12 +119,12 @@ def get_bot(conn: sa.Connection, user_id: int, bot_id: int, lock: bool = False) 
 
 
 def list_bots(conn: sa.Connection, user_id: int, query: BotListQuery) -> tuple[list[sa.Row], int]:
-    where = [bots.c.user_id == user_id]
+    equal: dict[str, object] = {"user_id": user_id}
     if query.status:
-        where.append(bots.c.status == query.status)
+        equal["status"] = query.status
     if query.platform:
-        where.append(bots.c.platform == query.platform)
-    return fetch_page(conn, bots, where, bots.c.id.desc(), query)
+        equal["platform"] = query.platform
+    return fetch_page_where_equal(conn, bots, equal, "id", True, query, RESOURCE_COLUMNS)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
