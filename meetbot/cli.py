@@ -82,11 +82,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    from api.app import create_app
-
     settings = _setup(args)
     if settings.embedded:
         log.warning("no MEETBOT_REDIS_URL: deploys from this API reach no worker; use `meetbot up` for one process")
+    workers = args.workers or settings.api_workers
+    if workers > 1:
+        import os
+
+        from meetbot.serving import API_APP_FACTORY, serve_workers
+
+        # The worker processes read their settings from the environment: the command line's host and port too.
+        os.environ.update(MEETBOT_HOST=settings.host, MEETBOT_PORT=str(settings.port))
+        metrics_dir = settings.runtime_dir / f"api-{os.getpid()}-metrics"
+        serve_workers(API_APP_FACTORY, settings.host, settings.port, workers, metrics_dir)
+        return 0
+    from api.app import create_app
+
     _serve(settings, create_app(settings))
     return 0
 
@@ -206,6 +217,12 @@ def cmd_simulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meetbot", description="Self-hostable meeting bots.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="the HTTP API alone")
     api.add_argument("--host")
     api.add_argument("--port", type=int)
+    api.add_argument(
+        "--workers", type=_positive_int, help="worker processes on the port (default: MEETBOT_API_WORKERS, 1)"
+    )
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="a worker process (needs MEETBOT_REDIS_URL)")

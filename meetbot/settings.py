@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     # How long an API process trusts a checked key or token; a revocation elsewhere shows within this (0: off).
     principal_cache_seconds: float = Field(1.0, ge=0, le=1)
     api_worker_threads: int = Field(8, ge=1, le=1000)  # request threads per API process (bench/api.py: 8 beat 40)
+    # `meetbot api` worker processes on one port (uvicorn workers; the Procfile runs 2); `--workers` overrides it.
+    api_workers: int = Field(1, ge=1, le=64)
 
     # Bots
     allow_simulator: bool = False  # bots may join the simulator's meetings
@@ -79,6 +81,10 @@ class Settings(BaseSettings):
     # its worker id; default: the machine's hostname. Workers sharing a data volume need different ones (each
     # container's own hostname is): a spool folder is cleaned up only by its own host, or once its bot is dead.
     worker_host: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    # A worker process's own Prometheus figures (deploy → IN_CALL latency, its slots) over HTTP: the first port tried
+    # (taken: the next, so several worker processes of one host get port, port+1, …; meetbot/metrics/worker.py); 0: off.
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"  # address the worker metrics port listens on (0.0.0.0 in containers)
 
     # Recordings
     recording_retention_days: float | None = Field(None, gt=0)  # None: kept until deleted

@@ -10,28 +10,39 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
 from tests.conftest import REDIS_URL, make_settings, register_and_login
-from tests.support import control, wait_for
+from tests.support import control, free_port, wait_for
 from tests.test_bot_runtime import Runtime, loud_seconds, probe
 
 pytestmark = pytest.mark.browser
 FLEET_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
+METRICS_TOKEN = "fleet-scraper"
 
 
 WorkerFactory = Callable[[float], subprocess.Popen[str]]
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime, WorkerFactory]]:
+def worker_metrics_port() -> int:
+    """MEETBOT_WORKER_METRICS_PORT of the fleet's workers: the first one serves its figures there, the next on +1."""
+    return free_port()
+
+
+@pytest.fixture
+def fleet(
+    tmp_path: Path, pg_url: str, simulator: str, worker_metrics_port: int
+) -> Iterator[tuple[Runtime, WorkerFactory]]:
     """The API in-process and a factory of `meetbot worker` processes (bots + maintenance, 2 slots each)."""
     redis.Redis.from_url(FLEET_REDIS_URL).flushdb()
-    settings = make_settings(tmp_path, pg_url, redis_url=FLEET_REDIS_URL)
+    settings = make_settings(tmp_path, pg_url, redis_url=FLEET_REDIS_URL, metrics_token=METRICS_TOKEN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
     env.update(
         MEETBOT_DATABASE_URL=pg_url,
@@ -39,6 +50,7 @@ def fleet(tmp_path: Path, pg_url: str, simulator: str) -> Iterator[tuple[Runtime
         MEETBOT_DATA_DIR=str(settings.data_dir),
         MEETBOT_SECRET_KEY=settings.secret_key or "",
         MEETBOT_ALLOW_SIMULATOR="true",  # the worker checks the meeting URL again before opening it
+        MEETBOT_WORKER_METRICS_PORT=str(worker_metrics_port),  # the first worker gets it, the next one port + 1, …
     )
     workers: list[subprocess.Popen[str]] = []
 
@@ -153,3 +165,95 @@ def test_a_draining_worker_exits_when_its_calls_end(fleet: tuple[Runtime, Worker
     print(f"\nmeeting ended -> draining worker exited: {time.monotonic() - ended:.1f} s")
     assert runtime.wait_status(bot_id, "DONE", timeout=10)
     assert ("CALL_ENDED", "meeting_ended") in runtime.status_path(bot_id)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_metrics(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape_api(runtime: Runtime) -> Samples:
+    response = runtime.client.get("http://testserver/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return parse_metrics(response.text)
+
+
+def slots_by_worker(samples: Samples) -> dict[str, dict[str, float]]:
+    """worker id → {"busy": n, "free": n} from meetbot_bot_slots."""
+    found: dict[str, dict[str, float]] = {}
+    for (name, labels), value in samples.items():
+        if name == "meetbot_bot_slots":
+            label = dict(labels)
+            found.setdefault(label["worker"], {})[label["state"]] = value
+    return found
+
+
+def worker_metrics(first_port: int, count: int) -> dict[int, Samples]:
+    """port → the figures a worker serves there, for the first `count` ports from first_port that answer."""
+    served: dict[int, Samples] = {}
+    for port in range(first_port, first_port + 8):
+        try:
+            served[port] = parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=3).text)
+        except httpx.HTTPError:
+            continue
+        if len(served) == count:
+            break
+    return served
+
+
+def test_two_workers_take_four_bots_and_a_fifth_waits_with_its_queue_position(
+    fleet: tuple[Runtime, WorkerFactory], worker_metrics_port: int
+) -> None:
+    runtime, start_worker = fleet
+    start_worker(0)
+    start_worker(0)
+    # Both workers offer 2 slots each: the API's /metrics shows them, all free.
+    offered = wait_for(
+        lambda: (found := slots_by_worker(scrape_api(runtime))) and len(found) == 2 and found,
+        60,
+        "two bot workers offering their slots",
+    )
+    assert {worker: slots["free"] for worker, slots in offered.items()} == dict.fromkeys(offered, 2)
+
+    audio_only = {"recordingSettings": {"audioOnly": True}}  # four calls at once on a small machine
+    bots = [runtime.create("google", **audio_only) for _ in range(5)]
+    for bot_id, _meeting in bots[:4]:
+        runtime.deploy(bot_id)
+    waiting, _ = bots[4]
+    deployed_fifth = time.monotonic()
+    runtime.deploy(waiting)
+    for bot_id, _meeting in bots[:4]:
+        runtime.wait_status(bot_id, "IN_CALL", timeout=120)
+    busy = slots_by_worker(scrape_api(runtime))
+    assert busy == {worker: {"busy": 2, "free": 0} for worker in offered}  # 2 calls on each worker
+
+    queued = [event for event in runtime.events(waiting) if event["type"] == "QUEUED"]
+    assert queued, runtime.events(waiting)
+    assert queued[-1]["data"]["queuePosition"] == 1 and queued[-1]["status"] == "DEPLOYING"
+    assert runtime.bot(waiting)["status"] == "DEPLOYING"
+    feed = runtime.client.get(f"/bots/{waiting}/events?type=QUEUED", headers=runtime.account.headers)
+    assert feed.status_code == 200 and feed.json()["total"] == len(queued)
+
+    # One call ends: its slot frees and the waiting bot takes it.
+    ended_bot, ended_meeting = bots[0]
+    control(runtime.simulator, "google", ended_meeting, action="end")
+    runtime.wait_status(ended_bot, "DONE", timeout=30)
+    runtime.wait_status(waiting, "IN_CALL", timeout=60)
+    print(f"\n5th bot: deploy -> IN_CALL after a slot freed: {time.monotonic() - deployed_fifth:.1f} s")
+    events = runtime.events(waiting)
+    first_queued = next(i for i, event in enumerate(events) if event["type"] == "QUEUED")
+    picked_up = next(i for i, event in enumerate(events) if event["status"] == "JOINING_CALL")
+    assert first_queued < picked_up
+
+    # Each worker serves its own figures on its own port: the deploy -> IN_CALL histogram counts its bots.
+    ports = worker_metrics(worker_metrics_port, 2)
+    assert len(ports) == 2
+    joined = sum(samples.get(("meetbot_bot_deploy_to_in_call_seconds_count", ()), 0) for samples in ports.values())
+    assert joined == 5
+    assert all(("meetbot_worker_bot_slots", (("state", "busy"),)) in samples for samples in ports.values())

@@ -1,11 +1,13 @@
-"""GET /metrics: Prometheus text with bots by status, queue depths, recording bytes and request counters."""
+"""GET /metrics: Prometheus text with bots by status, queue depths and ages, recording bytes and request counters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -13,9 +15,10 @@ from api.app import create_app
 from api.services import Services
 from meetbot import queue
 from meetbot.settings import Settings
-from tests.conftest import GOOGLE_BOT, make_settings, register_and_login
+from tests.conftest import GOOGLE_BOT, REDIS_URL, make_settings, register_and_login
 
 TOKEN = "scrape-me-please"
+AGE_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/10"  # a database of its own: its maintenance queue has no consumer
 
 
 @pytest.fixture
@@ -73,3 +76,29 @@ def test_metrics_refuse_a_scraper_without_the_token(metrics_client: TestClient) 
     assert "detail" in response.json()
     wrong = metrics_client.get("http://testserver/metrics", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 403
+
+
+@pytest.mark.parametrize("broker_kind", ["in-process", "redis"])
+def test_the_oldest_waiting_message_ages_until_a_worker_takes_it(
+    tmp_path: Path, sqlite_url: str, broker_kind: str
+) -> None:
+    overrides = {"metrics_token": TOKEN}
+    if broker_kind == "redis":
+        redis.Redis.from_url(AGE_REDIS_URL).flushdb()
+        overrides["redis_url"] = AGE_REDIS_URL
+    settings = make_settings(tmp_path, sqlite_url, **overrides)
+    services = Services.from_settings(settings)
+    age = ("meetbot_queue_oldest_message_age_seconds", (("queue", "maintenance"),))
+    with TestClient(create_app(settings, services)) as client:
+        assert scrape(client)[age] == 0  # nothing waits
+        queue.send(services.broker, queue.QUEUE_MAINTENANCE, queue.ACTOR_REAP)  # no worker consumes it here
+        time.sleep(1.2)
+        first = scrape(client)[age]
+        time.sleep(1.0)
+        second = scrape(client)[age]
+        queue.send(services.broker, queue.QUEUE_MAINTENANCE, queue.ACTOR_REAP)  # a newer one: the oldest still counts
+        third = scrape(client)[age]
+    print(f"\n{broker_kind}: oldest maintenance message age {first:.2f} s, then {second:.2f} s, then {third:.2f} s")
+    assert 1.0 <= first < 10
+    assert second >= first + 0.9
+    assert third >= second

@@ -20,7 +20,8 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> dict[str, dra
         if ctx.draining.is_set():  # taken in the instant the worker began to drain: for another worker
             ctx.broker.enqueue(queue.run_bot_message(bot_id, attempt))
             return
-        runner(ctx, bot_id, attempt)
+        with ctx.bot_slot():
+            runner(ctx, bot_id, attempt)
 
     def reap_stale_bots() -> None:
         from workers.maintenance import reap_stale_bots as reap

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,10 +62,14 @@ class WorkerContext:
     kill_signals: KillSignals
     shutdown: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)  # stopping: take no new bot
+    slots_changed: threading.Event = field(default_factory=threading.Event)  # a bot was claimed or ended
+    bot_slots: int = 0  # this process's bot slots (0: it runs no bots)
+    bots_running: int = 0
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")  # "<host>:<pid>"
     _bus: SessionBus | None = None
     _pulse: PulseAudioServer | None = None
     _desktop_lock: threading.Lock = field(default_factory=threading.Lock)
+    _slot_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @functools.cached_property
     def secret_keys(self) -> tuple[str, ...]:
@@ -85,6 +91,22 @@ class WorkerContext:
             kill_signals=signals,
             worker_id=f"{settings.effective_worker_host}:{os.getpid()}",
         )
+
+    @contextlib.contextmanager
+    def bot_slot(self) -> Iterator[None]:
+        """One bot slot held while a bot message runs: this process's slot figures, and a re-announce of the queue."""
+        from meetbot.metrics.worker import set_bot_slots
+
+        with self._slot_lock:
+            self.bots_running += 1
+            set_bot_slots(self.bots_running, self.bot_slots)
+        try:
+            yield
+        finally:
+            with self._slot_lock:
+                self.bots_running -= 1
+                set_bot_slots(self.bots_running, self.bot_slots)
+            self.slots_changed.set()
 
     def desktop(self) -> tuple[SessionBus, PulseAudioServer]:
         """The process's D-Bus session bus and PulseAudio daemon, started on first use."""

@@ -10,7 +10,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import iter_queue
 
-from meetbot import queue
+from meetbot import queue, slots
+from meetbot.metrics.worker import serve_worker_metrics, set_bot_slots, stop_worker_metrics
 from meetbot.settings import Settings
 from workers.actors import declare_actors
 from workers.bots.recording import recover_spooled_recordings
@@ -45,11 +46,14 @@ class WorkerProcess:
             raise ValueError(f"unknown queues: {', '.join(sorted(unknown))}")
         self.bot_slots = bots_per_process or settings.bots_per_process
         self.ctx = WorkerContext.create(settings, broker)
+        self.ctx.bot_slots = self.bot_slots if queue.QUEUE_BOTS in self.queues else 0
         declare_actors(broker, self.ctx)
         self.workers: list[dramatiq.Worker] = []
         self.bot_worker: dramatiq.Worker | None = None
         self._clock_stop = threading.Event()
         self._clock: threading.Thread | None = None
+        self._offers_stop = threading.Event()
+        self._offers: threading.Thread | None = None
 
     def start(self) -> None:
         if queue.QUEUE_BOTS in self.queues:
@@ -62,6 +66,9 @@ class WorkerProcess:
             bots.queue_prefetch = self.bot_slots  # never hold a bot message that another process could run now
             self.workers.append(bots)
             self.bot_worker = bots
+            set_bot_slots(0, self.bot_slots)
+            self._offers = threading.Thread(target=self._offer_slots, name="bot-slots", daemon=True)
+            self._offers.start()
         if queue.QUEUE_WEBHOOKS in self.queues:
             # Deliveries wait on receivers (up to the timeout each): their own threads, apart from short jobs.
             # A short poll keeps retries (delayed messages) close to their due time.
@@ -74,6 +81,7 @@ class WorkerProcess:
             self.workers.append(dramatiq.Worker(self.broker, queues=others, worker_threads=2))
         for worker in self.workers:
             worker.start()
+        serve_worker_metrics(self.settings)
         if queue.QUEUE_MAINTENANCE in self.queues:
             self._clock = threading.Thread(target=self._tick, name="reaper-clock", daemon=True)
             self._clock.start()
@@ -101,12 +109,34 @@ class WorkerProcess:
                 except Exception:
                     log.exception("could not schedule a maintenance job", extra={"actor": actor})
 
+    def _offer_slots(self) -> None:
+        """Keeps this process's bot slots on offer to the fleet (draining: none), and re-announces the queue positions
+        of waiting bots after each claim or end of one of its bots, and every few seconds (a kill elsewhere)."""
+        registry = slots.registry_for(self.settings.redis_url)
+        host = self.settings.effective_worker_host
+        while True:
+            self.ctx.slots_changed.clear()
+            try:
+                offer = slots.WorkerSlots(self.ctx.worker_id, host, self.bot_slots, self.ctx.draining.is_set())
+                registry.offer(offer)
+                slots.announce_queue_positions(self.ctx.engine, registry)
+            except Exception:  # Redis or the database away for a moment: the next round tries again
+                log.exception("bot slots not offered")
+            if self._offers_stop.is_set():
+                break
+            self.ctx.slots_changed.wait(slots.REFRESH_SECONDS)
+        try:
+            registry.withdraw(self.ctx.worker_id)
+        except Exception:  # its offer expires by itself
+            log.exception("bot slots not withdrawn")
+
     def stop(self, timeout_s: float = 30.0, drain_timeout_s: float | None = None) -> None:
         """Drain, then stop: no new bot is taken; bots in a call go on until their calls end or the drain timeout
         (MEETBOT_DRAIN_TIMEOUT) passes, then leave and store their recordings. Short jobs get timeout_s."""
         drain_s = self.settings.drain_timeout if drain_timeout_s is None else drain_timeout_s
         log.info("worker stopping", extra={"drain_timeout_s": drain_s if self.bot_worker else 0})
         self.ctx.draining.set()
+        self.ctx.slots_changed.set()  # its slots are withdrawn from the queue's count at once
         self._clock_stop.set()
         if self.bot_worker is not None:
             self._drain_bots(self.bot_worker, drain_s)
@@ -121,6 +151,11 @@ class WorkerProcess:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
+        if self._offers is not None:
+            self._offers_stop.set()
+            self.ctx.slots_changed.set()
+            self._offers.join(timeout=30)
+        stop_worker_metrics()
         self.ctx.close()
         log.info("worker stopped")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from api.routing import Context, Router
+from meetbot import slots
 from meetbot.domain import bots as bot_ops
 from meetbot.errors import ServiceUnavailable
 from meetbot.schemas.bots import (
@@ -91,6 +92,11 @@ def deploy_bot(ctx: Context, id: int) -> Bot:
         with ctx.transaction() as conn:
             bot_ops.undo_deploy(conn, id, "The work queue is unavailable; deploy again")
         raise ServiceUnavailable("The work queue is unavailable; try again") from exc
+    if not deployment.delay_ms:  # every bot slot busy: the bot's QUEUED event tells its place in line
+        try:
+            slots.announce_queue_positions(ctx.services.engine, slots.registry_for(ctx.services.settings.redis_url))
+        except Exception:  # the workers announce it again within seconds
+            log.exception("queue positions not announced after deploying bot %s", id)
     with ctx.transaction() as conn:
         return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
 

@@ -39,6 +39,7 @@ class EventType(StrEnum):
     TRANSCRIPT_FAILED = "TRANSCRIPT_FAILED"
     SUMMARY_READY = "SUMMARY_READY"
     SUMMARY_FAILED = "SUMMARY_FAILED"
+    QUEUED = "QUEUED"  # every bot slot busy: data.queuePosition (1: next), again each time it changes
 
 
 Platform = Literal["google", "zoom", "teams"]

@@ -19,6 +19,7 @@ from meetbot.domain.auto_leave import LeaveDecision, LeaveRules, Observations, u
 from meetbot.domain.bots import opened_config
 from meetbot.domain.meeting_urls import check_meeting_url
 from meetbot.errors import BotError
+from meetbot.metrics.worker import observe_join
 from meetbot.schemas.bots import BotSettings
 from meetbot.schemas.bots import BotStatus as S
 from workers.bots.live_chunks import LiveChunker
@@ -64,6 +65,7 @@ class BotRunner:
         self.phase = Phase.PREJOIN
         self.speaker: str | None = None
         self.chunker: LiveChunker | None = None  # transcription.auto: hands audio over while in call
+        self.deployed_at: datetime | None = None
 
     # --- claim ------------------------------------------------------------------------------
 
@@ -79,6 +81,9 @@ class BotRunner:
             worker_id=self.ctx.worker_id,
             last_heartbeat=now_utc(),
         )
+        if moved:
+            self.deployed_at = row.deployed_at  # deploy → IN_CALL latency (meetbot/metrics/worker.py)
+            self.ctx.slots_changed.set()  # the bots still waiting move up: their queue positions are re-announced
         return row if moved else None
 
     # --- main -------------------------------------------------------------------------------
@@ -238,6 +243,7 @@ class BotRunner:
             obs.in_call_since = now
             media.start_recorder()
             self.report.transition(S.IN_CALL, description=state.detail or "Admitted to the call", joined_at=now_utc())
+            observe_join(self.deployed_at, self.config.start_time)
             transcription = self.config.transcription
             if transcription.auto:
                 self.chunker = LiveChunker(
