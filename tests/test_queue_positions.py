@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from meetbot.db import get_engine, now_utc
 from meetbot.db.tables import bot_events
@@ -13,8 +15,8 @@ from meetbot.domain import bots as bot_ops
 from meetbot.domain.bot_states import transition
 from meetbot.schemas.bots import BotCreate
 from meetbot.schemas.bots import BotStatus as S
-from meetbot.slots import SlotRegistry, WorkerSlots, announce_queue_positions
-from tests.conftest import GOOGLE_BOT
+from meetbot.slots import SlotRegistry, WorkerSlots, announce_queue_positions, registry_for
+from tests.conftest import GOOGLE_BOT, Account
 
 SECRET = "queue-positions-secret-" + "x" * 24
 
@@ -66,3 +68,25 @@ def test_waiting_bots_get_their_place_in_line_and_move_up(db_url: str) -> None:
     assert queued_positions(engine, fourth) == [2, 1]
     assert queued_positions(engine, first) == queued_positions(engine, second) == []
     assert queued_positions(engine, scheduled) == []
+
+
+def test_killing_a_waiting_bot_moves_those_behind_it_up_at_once(client: TestClient, alice: Account) -> None:
+    """Through the API: deploys announce places in line, and a kill of a waiting bot re-announces them without
+    waiting for a bot worker's next round."""
+    registry = registry_for(None)  # the embedded mode's registry, which this app's routes read
+    worker = WorkerSlots(f"host-kill:{time.time_ns()}", "host-kill", slots=0)  # a live worker with no free slot
+    registry.offer(worker)
+    try:
+        ids = [client.post("/bots", json=GOOGLE_BOT, headers=alice.headers).json()["id"] for _ in range(3)]
+        for bot_id in ids:
+            assert client.post(f"/bots/{bot_id}/deploy", headers=alice.headers).status_code == 200
+
+        def positions(bot_id: int) -> list[int]:
+            page = client.get(f"/bots/{bot_id}/events?type=QUEUED", headers=alice.headers).json()
+            return [event["data"]["queuePosition"] for event in page["events"]]
+
+        assert [positions(bot_id) for bot_id in ids] == [[1], [2], [3]]
+        assert client.post(f"/bots/{ids[0]}/kill", headers=alice.headers).json()["status"] == "DONE"
+        assert positions(ids[1]) == [2, 1] and positions(ids[2]) == [3, 2]
+    finally:
+        registry.withdraw(worker.worker_id)

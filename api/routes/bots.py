@@ -28,6 +28,13 @@ TAG = "Bots"
 log = logging.getLogger("meetbot.api")
 
 
+def _announce_queue_positions(ctx: Context, bot_id: int) -> None:
+    try:
+        slots.announce_queue_positions(ctx.services.engine, slots.registry_for(ctx.services.settings.redis_url))
+    except Exception:  # the bot workers announce them again within seconds
+        log.exception("queue positions not announced after a change to bot %s", bot_id)
+
+
 @router.route("GET", "/bots", "List bots", TAG, query=BotListQuery, response=BotList)
 def list_bots(ctx: Context, query: BotListQuery) -> bytes:
     with ctx.transaction() as conn:
@@ -92,11 +99,8 @@ def deploy_bot(ctx: Context, id: int) -> Bot:
         with ctx.transaction() as conn:
             bot_ops.undo_deploy(conn, id, "The work queue is unavailable; deploy again")
         raise ServiceUnavailable("The work queue is unavailable; try again") from exc
-    if not deployment.delay_ms:  # every bot slot busy: the bot's QUEUED event tells its place in line
-        try:
-            slots.announce_queue_positions(ctx.services.engine, slots.registry_for(ctx.services.settings.redis_url))
-        except Exception:  # the workers announce it again within seconds
-            log.exception("queue positions not announced after deploying bot %s", id)
+    if not deployment.delay_ms:  # due now: if every bot slot is busy, its QUEUED event tells its place in line
+        _announce_queue_positions(ctx, id)
     with ctx.transaction() as conn:
         return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
 
@@ -117,6 +121,8 @@ def kill_bot(ctx: Context, id: int) -> Bot:
             ctx.services.kill_signals.notify(id)
         except Exception:  # the runner also sees the database flag within a second
             log.exception("kill notice for bot %s not published", id)
+    else:  # a bot that was waiting for a slot left the line: those behind it move up now
+        _announce_queue_positions(ctx, id)
     with ctx.transaction() as conn:
         return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
 
