@@ -82,6 +82,11 @@ def test_api_key_authenticates_and_revocation_is_immediate(client: TestClient, a
     revoked = client.get("/users/me", headers=bearer(created["key"]))
     assert revoked.status_code == 401 and revoked.json() == {"detail": "Invalid API key"}
     assert client.delete(f"/api-keys/{created['id']}", headers=alice.headers).status_code == 404
+    # Deleted means gone from /api-keys/{id}/…, as the DELETE said; the list keeps it, marked revoked.
+    gone = client.get(f"/api-keys/{created['id']}/usage", headers=alice.headers)
+    assert gone.status_code == 404 and gone.json() == {"detail": "API key not found"}
+    listed = client.get("/api-keys", headers=alice.headers).json()["apiKeys"]
+    assert [key["revokedAt"] is not None for key in listed if key["id"] == created["id"]] == [True]
 
 
 def test_api_key_usage_counts_its_requests(client: TestClient, alice: Account) -> None:

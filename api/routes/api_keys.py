@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from functools import lru_cache
 
-import sqlalchemy as sa
-
 from api.routing import Context, Router
-from meetbot.db import now_utc
-from meetbot.db.pages import fetch_page
-from meetbot.db.tables import api_keys, api_request_logs
-from meetbot.domain import accounts
-from meetbot.domain.analytics import key_daily_requests, key_top_endpoints
+from meetbot.domain import accounts, api_keys
 from meetbot.schemas.auth import ApiKey, ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyUsage
 from meetbot.schemas.common import PageQuery, page_envelope
 
 router = Router(not_found="API key not found")
-USAGE_DAYS = 30
 TAG = "API keys"
 
 
 @router.route(
     "GET", "/api-keys", "List API keys (prefix only)", TAG, query=PageQuery, response=ApiKeyList, reads_request_log=True
 )
-def list_keys(ctx: Context, query: PageQuery) -> dict[str, object]:
+def list_keys(ctx: Context, query: PageQuery) -> bytes:
     with ctx.transaction() as conn:
-        rows, total = fetch_page(conn, api_keys, [api_keys.c.user_id == ctx.user_id], api_keys.c.id, query)
+        rows, total = api_keys.list_page(conn, ctx.user_id, query)
     return page_envelope("apiKeys", ApiKey, rows, total, query)
 
 
@@ -64,29 +56,7 @@ def revoke_key(ctx: Context, id: int) -> None:
 )
 def key_usage(ctx: Context, id: int) -> ApiKeyUsage:
     with ctx.transaction() as conn:
-        row = accounts.get_api_key(conn, ctx.user_id, id)
-        of_key = api_request_logs.c.api_key_id == id
-        by_status = conn.execute(
-            sa.select(api_request_logs.c.status_code, sa.func.count())
-            .where(of_key)
-            .group_by(api_request_logs.c.status_code)
-        ).all()
-        now = now_utc()
-        recent = conn.execute(
-            sa.select(sa.func.count()).where(of_key, api_request_logs.c.created_at >= now - timedelta(days=1))
-        ).scalar_one()
-        daily = key_daily_requests(conn, id, USAGE_DAYS, now)
-        top = key_top_endpoints(conn, id, now - timedelta(days=USAGE_DAYS), _route_template)
-    counts = {str(code): n for code, n in by_status}
-    return ApiKeyUsage(
-        api_key_id=id,
-        total_requests=sum(counts.values()),
-        requests_last_24h=recent,
-        last_used_at=row.last_used_at,
-        by_status=counts,
-        daily=daily,
-        top_endpoints=top,
-    )
+        return api_keys.key_usage(conn, ctx.user_id, id, _route_template)
 
 
 @lru_cache(maxsize=1)
