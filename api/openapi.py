@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,6 +76,97 @@ def _query_parameters(model: type[BaseModel], schema: dict[str, Any]) -> list[di
     for name, prop in schema.get("properties", {}).items():
         params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     return params
+
+
+def _singular(word: str) -> str:
+    """bots → bot, deliveries → delivery, api-keys → api_key: the name a resource's id parameters carry."""
+    word = word.replace("-", "_")
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") else word
+
+
+def _addressed(path: str) -> list[tuple[str, str, str]]:
+    """(parameter, resource, key) per path parameter: /bots/{id} → (id, bot, id), /recordings/{bot_id} →
+    (bot_id, bot, id), /share/{token} → (token, share, token)."""
+    found, previous = [], ""
+    for part in path.strip("/").split("/"):
+        if not part.startswith("{"):
+            previous = part
+            continue
+        name = part[1:-1].split(":")[0]
+        if name == "id":
+            found.append((name, _singular(previous), "id"))
+        elif name.endswith("_id"):
+            found.append((name, name[: -len("_id")], "id"))
+        else:
+            found.append((name, _singular(previous), name))
+    return found
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _link_sources(endpoint: Endpoint, body: dict[str, Any], schemas: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """What a successful answer of endpoint tells about resources: (resource, key) → a runtime expression.
+
+    The ids of its own path (as sent); the resource it created (a 201 at a collection: its fields) or acted on (a
+    path ending in /{id}, as the body shows it); fields holding an object with an id (WebhookTest.delivery).
+    A nullable reference to another resource (Webhook.botId) is no source: a link must always resolve."""
+    sources = {(resource, key): f"$request.path.{name}" for name, resource, key in _addressed(endpoint.path)}
+    literal = [part for part in endpoint.path.strip("/").split("/") if not part.startswith("{")]
+    own: str | None = None
+    if endpoint.status == 201 and literal:
+        own = _singular(literal[-1])
+    elif endpoint.path_params and endpoint.path_params[-1] == "id" and "id" in body:
+        own = _addressed(endpoint.path)[-1][1]
+    for prop, schema in body.items():
+        name = _snake(prop)
+        if own is not None:
+            sources[(own, name)] = f"$response.body#/{prop}"
+        target = _properties(schema, schemas)
+        if "id" in target:
+            sources[(_singular(name), "id")] = f"$response.body#/{prop}/id"
+    return sources
+
+
+def _properties(schema: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The properties of an object schema, through a $ref to the components."""
+    if not isinstance(schema, dict):
+        return {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        schema = schemas.get(ref.rsplit("/", 1)[1], {})
+    properties = schema.get("properties", {})
+    return properties if isinstance(properties, dict) else {}
+
+
+def _add_links(endpoints: list[Endpoint], paths: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
+    """OpenAPI links, inferred from the paths: from each operation that creates or changes a resource to every
+    operation that addresses it by id, so a stateful client (schemathesis) can follow POST /bots with GET, PATCH,
+    deploy or DELETE /bots/{id}, GET /recordings/{bot_id}, and so on."""
+    consumers = [e for e in endpoints if e.include_in_schema and e.path_params]
+    for endpoint in endpoints:
+        if not endpoint.include_in_schema or endpoint.method not in ("POST", "PATCH", "PUT"):
+            continue
+        success = paths[endpoint.path][endpoint.method.lower()]["responses"][str(endpoint.status)]
+        content = success.get("content", {}).get("application/json")
+        if content is None:
+            continue
+        sources = _link_sources(endpoint, _properties(content.get("schema"), schemas), schemas)
+        links: dict[str, Any] = {}
+        for consumer in consumers:
+            if consumer is endpoint:
+                continue
+            parameters = {name: sources.get((resource, key)) for name, resource, key in _addressed(consumer.path)}
+            values = list(parameters.values())
+            if None in values or not any(str(value).startswith("$response.") for value in values):
+                continue
+            operation_id = paths[consumer.path][consumer.method.lower()]["operationId"]
+            links[operation_id] = {"operationId": operation_id, "parameters": parameters}
+        if links:
+            success["links"] = links
 
 
 def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dict[str, Any]:
@@ -157,6 +249,7 @@ def build_openapi(endpoints: list[Endpoint], server_url: str = "/api/v1") -> dic
                 response["headers"] = _AUTH_HEADERS if code == 401 else _LIMITED_HEADERS
             operation["responses"][str(code)] = response
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+    _add_links(endpoints, paths, schemas)
 
     return {
         "openapi": "3.1.0",

@@ -101,7 +101,7 @@ def test_database_errors_do_not_carry_sql_parameters(db_url: str) -> None:
     ("extra", "loc"),
     [
         ({"heartbeatInterval": "5000"}, ["body", "heartbeatInterval"]),
-        ({"heartbeatInterval": 5000.0}, ["body", "heartbeatInterval"]),
+        ({"heartbeatInterval": 5000.5}, ["body", "heartbeatInterval"]),  # 5000.0 is the integer 5000 (JSON Schema)
         ({"heartbeatInterval": True}, ["body", "heartbeatInterval"]),
         ({"transcription": {"auto": "yes"}}, ["body", "transcription", "auto"]),
         ({"transcription": {"auto": 1}}, ["body", "transcription", "auto"]),

@@ -4,16 +4,54 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    GetJsonSchemaHandler,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from meetbot.domain.meeting_urls import canonical_meeting_url
-from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, ResponseModel, UTCTimestamp
+from meetbot.schemas.common import (
+    ApiModel,
+    InputTimestamp,
+    JsonInt,
+    OptionalJsonInt,
+    Page,
+    PageQuery,
+    ResponseModel,
+    UTCTimestamp,
+)
 
 DAY_MS = 24 * 3600 * 1000
-# JSON numbers and booleans only: "5000", 5000.0, "yes" or 1 are refused, not coerced.
-Ms = StrictInt
+# JSON numbers and booleans only: "5000", 5000.5, "yes" or 1 are refused, not coerced (5000.0 is the number 5000).
+Ms = JsonInt
+OptionalMs = OptionalJsonInt
+# What the document promises for an image URL: an http(s) URL with a plain host (the server takes any http(s) URL).
+# The host: DNS labels, the last one starting with a letter (a numeric one would be read as an IPv4 address).
+HOST_PATTERN = r"(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
+HTTP_URL_PATTERN = rf"^https?://{HOST_PATTERN}(?::[1-9][0-9]{{0,3}})?(?:/[A-Za-z0-9._~-]*)*$"
+# The meeting links the document promises each platform accepts (a subset of what docs/platforms.md lists).
+MEETING_URL_PATTERNS = {
+    "google": r"^https://meet\.google\.com/[a-z]{3}-[a-z]{4}-[a-z]{3}$",
+    "zoom": r"^https://(?:[a-z0-9]+\.)?zoom\.us/j/[0-9]{9,11}$",
+    "teams": r"^https://teams\.microsoft\.com/l/meetup-join/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*$",
+}
+
+
+# An image URL on input: the document promises this shape; answers show what was stored, whatever its shape.
+ImageUrl = Annotated[
+    AnyHttpUrl,
+    WithJsonSchema({"type": "string", "format": "uri", "minLength": 1, "pattern": HTTP_URL_PATTERN}, mode="validation"),
+]
 
 
 class BotStatus(StrEnum):
@@ -29,6 +67,7 @@ class BotStatus(StrEnum):
 
 class EventType(StrEnum):
     STATUS_CHANGE = "STATUS_CHANGE"
+    QUEUED = "QUEUED"  # every bot slot busy: data.queuePosition (1: next), again each time it changes
     PARTICIPANT_JOIN = "PARTICIPANT_JOIN"
     PARTICIPANT_LEAVE = "PARTICIPANT_LEAVE"
     ACTIVE_SPEAKER = "ACTIVE_SPEAKER"
@@ -39,13 +78,24 @@ class EventType(StrEnum):
     TRANSCRIPT_FAILED = "TRANSCRIPT_FAILED"
     SUMMARY_READY = "SUMMARY_READY"
     SUMMARY_FAILED = "SUMMARY_FAILED"
-    QUEUED = "QUEUED"  # every bot slot busy: data.queuePosition (1: next), again each time it changes
 
 
 Platform = Literal["google", "zoom", "teams"]
 
 
 class MeetingInfo(ApiModel):
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """On input, the document says meetingUrl must be a link of the chosen platform (one variant per platform);
+        answers show the stored link as it is (the simulator's too, where allowed)."""
+        json_schema = handler(schema)
+        if handler.mode == "validation":
+            handler.resolve_ref_schema(json_schema)["oneOf"] = [
+                {"properties": {"platform": {"const": platform}, "meetingUrl": {"pattern": pattern}}}
+                for platform, pattern in MEETING_URL_PATTERNS.items()
+            ]
+        return json_schema
+
     platform: Platform
     meeting_url: str = Field(min_length=8, max_length=2048)
     meeting_id: str | None = Field(None, max_length=256)
@@ -87,9 +137,9 @@ class BotDetection(ApiModel):
 class AutomaticLeave(ApiModel):
     silence_detection: TimeoutRule | None = None
     bot_detection: BotDetection | None = None
-    waiting_room_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
-    no_one_joined_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
-    everyone_left_timeout: Ms | None = Field(None, ge=1000, le=DAY_MS)
+    waiting_room_timeout: OptionalMs = Field(None, ge=1000, le=DAY_MS)
+    no_one_joined_timeout: OptionalMs = Field(None, ge=1000, le=DAY_MS)
+    everyone_left_timeout: OptionalMs = Field(None, ge=1000, le=DAY_MS)
 
 
 RETENTION_DAYS_MAX = 36500
@@ -97,7 +147,7 @@ RETENTION_DAYS_MAX = 36500
 
 class RecordingSettings(ApiModel):
     audio_only: StrictBool = False
-    retention_days: StrictInt | None = Field(
+    retention_days: OptionalJsonInt = Field(
         None, ge=1, le=RETENTION_DAYS_MAX, description="delete the recording this many days after it is stored"
     )
 
@@ -115,11 +165,11 @@ class BotSettings(ApiModel):
     """Everything a caller may set on a bot; create requires meetingInfo."""
 
     bot_display_name: str = Field("MeetBot", min_length=1, max_length=100)
-    bot_image: AnyHttpUrl | None = None
+    bot_image: ImageUrl | None = None
     meeting_title: str | None = Field(None, max_length=300)
     meeting_info: MeetingInfo
     start_time: InputTimestamp | None = None
-    end_time: InputTimestamp | None = None
+    end_time: InputTimestamp | None = Field(None, description="after startTime and, on create or PATCH, in the future")
     heartbeat_interval: Ms = Field(5000, ge=1000, le=300_000)
     automatic_leave: AutomaticLeave = Field(default_factory=AutomaticLeave)
     recording_settings: RecordingSettings = Field(default_factory=RecordingSettings)
@@ -149,8 +199,10 @@ class BotCreate(BotSettings):
 
 
 class MeetingInfoPatch(ApiModel):
-    platform: Platform | None = None
-    meeting_url: str | None = Field(None, max_length=2048)
+    """platform and meetingUrl cannot be null: a meeting always has both (the merged URL must fit the platform)."""
+
+    platform: Platform = None  # type: ignore[assignment]  # omitted: kept; null: refused
+    meeting_url: str = Field(None, max_length=2048)  # type: ignore[assignment]
     meeting_id: str | None = Field(None, max_length=256)
     meeting_password: str | None = Field(None, max_length=256)
     organizer_id: str | None = Field(None, max_length=256)
@@ -160,8 +212,8 @@ class MeetingInfoPatch(ApiModel):
 
 
 class TimeoutRulePatch(ApiModel):
-    timeout: Ms | None = None
-    activate_after: Ms | None = None
+    timeout: OptionalMs = None
+    activate_after: OptionalMs = None
 
 
 class ParticipantNamesRulePatch(TimeoutRulePatch):
@@ -176,14 +228,14 @@ class BotDetectionPatch(ApiModel):
 class AutomaticLeavePatch(ApiModel):
     silence_detection: TimeoutRulePatch | None = None
     bot_detection: BotDetectionPatch | None = None
-    waiting_room_timeout: Ms | None = None
-    no_one_joined_timeout: Ms | None = None
-    everyone_left_timeout: Ms | None = None
+    waiting_room_timeout: OptionalMs = None
+    no_one_joined_timeout: OptionalMs = None
+    everyone_left_timeout: OptionalMs = None
 
 
 class RecordingSettingsPatch(ApiModel):
     audio_only: StrictBool | None = None
-    retention_days: StrictInt | None = Field(None, ge=1, le=RETENTION_DAYS_MAX)
+    retention_days: OptionalJsonInt = Field(None, ge=1, le=RETENTION_DAYS_MAX)
 
 
 class TranscriptionSettingsPatch(ApiModel):
@@ -199,12 +251,12 @@ class BotUpdate(ApiModel):
     """PATCH body: a JSON merge patch (RFC 7396) of the settings."""
 
     bot_display_name: str | None = Field(None, min_length=1, max_length=100)
-    bot_image: AnyHttpUrl | None = None
+    bot_image: ImageUrl | None = None
     meeting_title: str | None = Field(None, max_length=300)
-    meeting_info: MeetingInfoPatch | None = None
+    meeting_info: MeetingInfoPatch = None  # type: ignore[assignment]  # omitted: kept; null: refused (required)
     start_time: InputTimestamp | None = None
     end_time: InputTimestamp | None = None
-    heartbeat_interval: Ms | None = Field(None, ge=1000, le=300_000)
+    heartbeat_interval: OptionalMs = Field(None, ge=1000, le=300_000)
     automatic_leave: AutomaticLeavePatch | None = None
     recording_settings: RecordingSettingsPatch | None = None
     transcription: TranscriptionSettingsPatch | None = None

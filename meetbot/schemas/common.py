@@ -16,12 +16,22 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     TypeAdapter,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+# The instants a date-time may name: within these years in UTC.
 MIN_YEAR, MAX_YEAR = 2000, 9999
+# The years the OpenAPI document allows a date-time to be written with: one inside each bound, so that whatever the
+# offset, the instant falls within MIN_YEAR..MAX_YEAR in UTC (no pattern can follow an offset across a year's end).
+_YEAR = r"(?:200[1-9]|20[1-9][0-9]|2[1-9][0-9]{2}|[3-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+DATETIME_PATTERN = (
+    rf"^{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 # ISO 8601 / RFC 3339 extended form: date, T (or space), time, optional fraction, optional offset.
 # The offset is optional here only so that a naive time gets pydantic's own "timezone required" error.
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?$")
@@ -54,13 +64,25 @@ def _in_utc_range(value: datetime) -> datetime:
     return utc
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 5000.0 is the integer 5000 (as JSON Schema's "integer" says), 5000.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 UTCTimestamp = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
 InputTimestamp = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_8601_only),
     AfterValidator(_in_utc_range),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}, mode="validation"),
 ]
+# An integer in a JSON body: a number without fraction (5000 or 5000.0); never a string or a boolean.
+JsonInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
+# The same or null. (Not `JsonInt | None`: pydantic would then write a field's bounds as "ge"/"le" in the document.)
+OptionalJsonInt = Annotated[StrictInt | None, BeforeValidator(_whole_number)]
 
 
 class ApiModel(BaseModel):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from meetbot.schemas.bots import BotStatus, Platform
-from meetbot.schemas.common import ApiModel, InputTimestamp, Page, PageQuery, ResponseModel, UTCTimestamp
+from meetbot.schemas.common import (
+    ApiModel,
+    InputTimestamp,
+    OptionalJsonInt,
+    Page,
+    PageQuery,
+    ResponseModel,
+    UTCTimestamp,
+)
 
 SHARE_SECONDS_MAX = 365 * 24 * 3600
 
@@ -67,7 +75,7 @@ class FileQuery(BaseModel):
 
 
 class ShareCreate(ApiModel):
-    expires_in: StrictInt | None = Field(
+    expires_in: OptionalJsonInt = Field(
         None, ge=60, le=SHARE_SECONDS_MAX, description="seconds the link works; omitted: until revoked"
     )
 

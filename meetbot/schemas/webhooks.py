@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import Field, StrictBool, field_validator
 
-from meetbot.schemas.common import ApiModel, Page, PageQuery, ResponseModel, UTCTimestamp
+from meetbot.schemas.bots import HOST_PATTERN
+from meetbot.schemas.common import ApiModel, OptionalJsonInt, Page, PageQuery, ResponseModel, UTCTimestamp
 from meetbot.webhooks.envelope import SUBSCRIBABLE
 
 EventName = Literal[SUBSCRIBABLE]  # type: ignore[valid-type]
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 URL_MAX = 2048
+# What the document promises a webhook URL looks like: http(s), a plain host, an optional port, path and query (the
+# server takes any absolute http(s) URL with a host and no fragment).
+URL_PATTERN = rf"^https?://{HOST_PATTERN}(?::[1-9][0-9]{{0,3}})?(?:/[A-Za-z0-9._~-]*)*(?:\?[A-Za-z0-9._~=&-]*)?$"
 
 
 def _http_url(value: str) -> str:
@@ -35,32 +39,38 @@ def _unique(events: list[str] | None) -> list[str] | None:
 
 
 class WebhookCreate(ApiModel):
-    url: str = Field(min_length=8, max_length=URL_MAX, description="http(s) URL that receives signed POSTs")
+    url: str = Field(
+        min_length=8,
+        max_length=URL_MAX,
+        json_schema_extra={"pattern": URL_PATTERN},
+        description="http(s) URL that receives signed POSTs",
+    )
     events: list[EventName] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, max_length=len(SUBSCRIBABLE), description="event types to send; null or omitted: all"
     )
     description: str = Field("", max_length=500)
     active: StrictBool = True
-    bot_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1, description="only this bot's events; null: every bot")
+    bot_id: OptionalJsonInt = Field(None, ge=1, le=2**31 - 1, description="only this bot's events; null: every bot")
 
     _url = field_validator("url")(_http_url)
     _events = field_validator("events")(_unique)
 
 
 class WebhookUpdate(ApiModel):
-    """Only the fields sent change; `botId: null` and `events: null` mean every bot and every event."""
+    """Only the fields sent change; `botId: null` and `events: null` mean every bot and every event. url, description
+    and active cannot be null (omitted: kept), as the document says."""
 
-    url: str | None = Field(None, min_length=8, max_length=URL_MAX)
+    url: str = Field(None, min_length=8, max_length=URL_MAX, json_schema_extra={"pattern": URL_PATTERN})  # type: ignore[assignment]
     events: list[EventName] | None = Field(None, min_length=1, max_length=len(SUBSCRIBABLE))  # type: ignore[valid-type]
-    description: str | None = Field(None, max_length=500)
-    active: StrictBool | None = Field(None, description="true also re-enables a webhook that was disabled")
-    bot_id: StrictInt | None = Field(None, ge=1, le=2**31 - 1)
+    description: str = Field(None, max_length=500)  # type: ignore[assignment]
+    active: StrictBool = Field(None, description="true also re-enables a webhook that was disabled")  # type: ignore[assignment]
+    bot_id: OptionalJsonInt = Field(None, ge=1, le=2**31 - 1)
     rotate_secret: StrictBool = Field(False, description="replace the signing secret; the new one is returned once")
 
     @field_validator("url")
     @classmethod
-    def _url_ok(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+    def _url_ok(cls, value: str) -> str:
+        return _http_url(value)
 
     _events = field_validator("events")(_unique)
 
