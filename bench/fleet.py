@@ -1,8 +1,8 @@
 """Fleet benchmark: bots across separate worker processes on PostgreSQL + Redis, with API load while they record.
 
-Runs the production shape on this machine: one `meetbot api` process and N `meetbot worker --queues bots`
-processes (each with its slots), a fresh PostgreSQL database, a Redis database of its own, the meeting
-simulator. Deploys all bots at once and prints, as JSON lines:
+Runs the production shape on this machine: `meetbot api` (2 processes, as the Procfile) and N
+`meetbot worker --queues bots` processes (each with its slots), a fresh PostgreSQL database, a Redis database of its
+own, the meeting simulator. Deploys all bots at once and prints, as JSON lines:
 - deploy -> IN_CALL p50/p95/max (from the bots' own status events);
 - CPU cores and PSS per bot over the recording window (worker process trees, shared daemons included);
 - the API's p50/p99 and achieved rate for `GET /api/v1/bots` at a target rate while the bots record;
@@ -69,7 +69,8 @@ def fleet(args: argparse.Namespace, tmp: Path, db_url: str, simulator: str) -> I
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api = start([sys.executable, "-m", "meetbot.cli", "api", "--port", str(port)], env, tmp / "api.log", base)
+    api_cmd = [sys.executable, "-m", "meetbot.cli", "api", "--port", str(port), "--workers", str(args.api_workers)]
+    api = start(api_cmd, env, tmp / "api.log", base)
     workers = []
     for n in range(args.workers):
         cmd = [sys.executable, "-m", "meetbot.cli", "worker", "--queues", "bots", "--bots-per-process", str(args.slots)]
@@ -188,7 +189,8 @@ def run(args: argparse.Namespace, tmp: Path, simulator: str, db_url: str) -> Non
         load = asyncio.run(api_load(base, headers, args.api_rate, min(args.record_seconds, 30)))
         cores, pss = sample_usage(args.record_seconds)
         print(json.dumps({
-            "measure": "recording", "bots": args.bots, "cpu_cores_total": round(cores, 2),
+            "measure": "recording", "bots": args.bots, "api_workers": args.api_workers,
+            "cpu_cores_total": round(cores, 2),
             "cpu_cores_per_bot": round(cores / args.bots, 3), "pss_mb_per_bot": round(pss / args.bots / 2**20, 1),
             **load,
         }), flush=True)  # fmt: skip
@@ -217,6 +219,7 @@ def main() -> None:
     parser.add_argument("--bots", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--slots", type=int, default=4, help="bot slots per worker process")
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes of the API (the Procfile's 2)")
     parser.add_argument("--record-seconds", type=float, default=60)
     parser.add_argument("--api-rate", type=float, default=200, help="GET /bots per second while the bots record")
     args = parser.parse_args()
