@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     screen_width: int = 1280  # bot virtual screen width (px)
     screen_height: int = 720  # bot virtual screen height (px)
     video_framerate: int = Field(15, ge=1, le=60)  # recording frames per second
+    # x264 preset of video recordings: "ultrafast" costs the least CPU and memory per bot (docs/density.md); a slower
+    # one ("superfast", "veryfast", ...) makes ~20 % smaller files for ~15 % more CPU per recording bot.
+    video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
     browser_language: str = "en-US"  # bot browser's language
     # This worker's host name in its spool and runtime folders (spool/<host>/<bot id>), its bots' process tags and
     # its worker id; default: the machine's hostname. Workers sharing a data volume need different ones (each

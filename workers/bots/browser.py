@@ -148,13 +148,17 @@ class BrowserSession(Lifecycle):
         opts = webdriver.ChromeOptions()
         opts.binary_location = str(s.chromium_binary)
         disabled_features = ["Translate", "MediaRouter", "OptimizationHints", "DialMediaRouteProvider"]
+        # Two renderers a bot never uses (docs/density.md): the WebUI omnibox popups Chromium preloads even in kiosk
+        # mode (a --top-chrome-webui renderer, ~40 MB PSS), and the spare renderer kept warm for the next site.
+        disabled_features += ["WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "SpareRendererForSitePerProcess"]
+        # The network service in the browser process instead of a helper process: -17 MB PSS per video bot too.
+        opts.add_argument("--enable-features=NetworkServiceInProcess2")
         if self.headless:
-            # Audio-only bots: the GPU, network and audio services in the browser process instead of three helper
-            # processes, -15 % PSS per bot (bench/bot_runtime.py --audio-only: 225 -> 192 MB at 10 bots). Video
-            # bots measured no gain from this (their renderer grew by as much).
+            # Audio-only bots: the GPU and audio services in the browser process too, -15 % PSS per bot
+            # (bench/bot_runtime.py --audio-only: 225 -> 192 MB at 10 bots). Video bots measured no gain from these
+            # (their renderer grew by as much).
             disabled_features.append("AudioServiceOutOfProcess")
             opts.add_argument("--in-process-gpu")
-            opts.add_argument("--enable-features=NetworkServiceInProcess2")
         for flag in (
             "--no-sandbox",
             "--disable-gpu",

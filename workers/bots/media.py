@@ -148,6 +148,7 @@ class BotMedia:
             s.screen_width,
             s.screen_height,
             s.video_framerate,
+            preset=s.video_preset,
         )
         self.recorder.start()
         self.recording_started_at = self.recorder.started_at

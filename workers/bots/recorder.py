@@ -157,6 +157,8 @@ class Recorder(Lifecycle):
     # Audio-only fragments: +frag_keyframe only cuts at *video* keyframes, so without video it would write
     # nothing playable until ffmpeg exits cleanly; cut by duration instead (microseconds).
     AUDIO_FRAGMENT_US = 1_000_000
+    # Raw frames the screen input may queue ahead of the encoder: one second at 15 fps (was 1024, i.e. unbounded).
+    VIDEO_QUEUE_FRAMES = 16
 
     def __init__(
         self,
@@ -171,8 +173,10 @@ class Recorder(Lifecycle):
         silence_threshold_db: float = -50.0,
         silence_min_seconds: float = 0.6,  # a pause between sentences: live transcript chunks are cut in these
         log_path: Path | None = None,
+        preset: str = "ultrafast",  # x264's speed/size trade-off (settings.video_preset)
     ) -> None:
         self.display = display
+        self.preset = preset
         self.monitor_source = monitor_source
         self.pulse_env = dict(pulse_env)
         self.out_path = Path(out_path)
@@ -210,19 +214,23 @@ class Recorder(Lifecycle):
         -tune zerolatency: with x264's ~1 s lookahead ffmpeg reads the audio input ~1 s behind and
         drops that backlog on SIGINT (the recording lost its last second of audio); zerolatency also
         used less CPU, for ~25 % larger files. Keyframes every 2 s cut the fragments.
+        Density (bench/bot_runtime.py, docs/density.md): x264 `ultrafast` with one thread costs ~15 % less CPU and
+        ~6-10 MB less memory than `veryfast` for ~20 % larger files (a setting: MEETBOT_VIDEO_PRESET); the screen
+        input's queue holds at most VIDEO_QUEUE_FRAMES raw frames (3.7 MB each at 720p, MIT-SHM segments that
+        Xvfb maps too), so an encoder that falls behind under load costs dropped frames, not ever more memory.
         """
         cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-stats", "-stats_period", "0.5"]
         cmd += ["-copyts"]
         if self.display is not None:
             size = f"{self.width}x{self.height}"
-            cmd += ["-thread_queue_size", "1024", "-f", "x11grab", "-draw_mouse", "0"]
+            cmd += ["-thread_queue_size", str(self.VIDEO_QUEUE_FRAMES), "-f", "x11grab", "-draw_mouse", "0"]
             cmd += ["-video_size", size, "-framerate", str(self.framerate), "-i", self.display]
         cmd += ["-thread_queue_size", "1024", "-f", "pulse", "-sample_rate", "48000", "-channels", "2"]
         cmd += ["-i", self.monitor_source]
         if self.display is not None:
             cmd += ["-map", "0:v", "-map", "1:a"]
-            cmd += ["-vf", f"setpts=PTS-{zero:.6f}/TB", "-c:v", "libx264", "-preset", "veryfast", "-crf", "28"]
-            cmd += ["-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", str(self.framerate * 2)]
+            cmd += ["-vf", f"setpts=PTS-{zero:.6f}/TB", "-c:v", "libx264", "-preset", self.preset, "-crf", "28"]
+            cmd += ["-tune", "zerolatency", "-threads", "1", "-pix_fmt", "yuv420p", "-g", str(self.framerate * 2)]
             fragments = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
         else:
             cmd += ["-map", "0:a", "-vn"]
