@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from meetbot.settings import Settings
+from meetbot.simulator.app import STATIC_DIR
+from meetbot.simulator.sync_clock import drift
 from workers.bots.browser import BrowserSession, prepare_camera_file
 from workers.bots.desktop import NullSink, PulseAudioServer, SessionBus, XvfbDisplay
 from workers.bots.processes import ProcRef, processes_matching, pss_bytes
@@ -30,6 +32,10 @@ needs_desktop = pytest.mark.skipif(bool(MISSING), reason=f"missing tools: {', '.
 SPEECH_PAGE = """<!doctype html><html><body style="background:#2a6;color:#fff"><h1>Speaking</h1>
 <audio id="a" autoplay src="speech.wav"></audio></body></html>"""
 SILENT_PAGE = """<!doctype html><html><body style="background:#36c;color:#fff"><h1>Quiet</h1></body></html>"""
+# The simulator's A/V sync clock alone: a white flash and a beep together every second.
+SYNC_PAGE = """<!doctype html><html><body style="background:#444"><h1>Sync</h1>
+<script id="sim-config" type="application/json">{"syncSeconds": 1}</script>
+<script src="sync.js"></script></body></html>"""
 RECORD_SECONDS = 4.0
 
 
@@ -133,6 +139,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(root / "speech.wav"), text], check=True, timeout=30)
     (root / "speech.html").write_text(SPEECH_PAGE)
     (root / "silent.html").write_text(SILENT_PAGE)
+    (root / "sync.html").write_text(SYNC_PAGE)
+    shutil.copy(STATIC_DIR / "sync.js", root / "sync.js")
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -197,6 +205,19 @@ def test_records_speech_with_audio_and_video(bot_a: Bot, site: str, tmp_path: Pa
     # Counted from the start while nothing played; back to 0 once the speech was heard.
     assert before_sound >= capture_after - 0.5
     assert during_speech == 0.0
+
+
+@pytest.mark.browser
+@needs_desktop
+def test_recording_keeps_sound_and_picture_in_sync(bot_a: Bot, site: str, tmp_path: Path) -> None:
+    """A flash and a beep played together land together in the recording, from its start to its end."""
+    out = tmp_path / "sync.mp4"
+    record(bot_a, out, f"{site}/sync.html", seconds=14)
+    figures = drift(out, period=1, edge_events=3)
+    print(figures)
+    assert figures.get("pairs", 0) >= 10, figures
+    assert abs(figures["offset_start_ms"]) <= 100, figures
+    assert abs(figures["drift_ms"]) <= 70, figures  # one frame at 15 fps
 
 
 @pytest.mark.browser

@@ -93,6 +93,8 @@ class Simulator:
             "connectFailures": self._count(query.get("connect_failures"), "connect_failures")
             if platform == "teams"
             else 0,
+            # A/V sync clock: a white flash and a beep together every N seconds (static/sync.js)
+            "syncSeconds": self._count(query.get("sync"), "sync"),
         }
 
     @staticmethod
