@@ -1,10 +1,16 @@
 """Bot runtime benchmark: join latency, end-detection latency, CPU and PSS per recording bot, concurrency.
 
 Runs the embedded stack (API + in-process worker) against the meeting simulator on this machine and prints
-figures; it asserts nothing. Example:
+figures; it asserts nothing. Memory per bot is PSS, peak and median over the whole call (from deploy on), of every
+process of the bots (Xvfb, chromedriver, Chromium and its helpers, ffmpeg, strays such as crashpad) plus their
+share of the worker's PulseAudio and D-Bus. Examples:
 
     python bench/bot_runtime.py --latency-runs 5 --concurrency 1,2,4,6 --record-seconds 30
     python bench/bot_runtime.py --audio-only --latency-runs 0 --concurrency 10,20 --record-seconds 60
+    # side by side with another checkout of the project (e.g. `git archive HEAD | tar -x -C /tmp/ref`):
+    python bench/bot_runtime.py --latency-runs 0 --concurrency 1,6 --record-seconds 180 --reference-tree /tmp/ref
+    # A/V drift of one recording over 30 minutes (the simulator's flash + beep clock, sync=N):
+    python bench/bot_runtime.py --latency-runs 0 --concurrency "" --drift-minutes 30
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -25,7 +32,8 @@ from typing import Any
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The code measured: this checkout, or another one (--reference-tree runs this script again against that tree).
+sys.path.insert(0, os.environ.get("MEETBOT_BENCH_CODE_ROOT") or str(Path(__file__).resolve().parents[1]))
 
 from starlette.testclient import TestClient
 
@@ -35,10 +43,13 @@ from meetbot.db import migrate
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.support import control, make_speech, running_simulator, wait_for
-from workers.bots.processes import ProcRef, command_name, cpu_seconds, descendants, pss_bytes
+from workers.bots.processes import BOT_TAG_ENV, ProcRef, command_name, cpu_seconds, descendants, pss_bytes
 from workers.process import WorkerProcess
 
 SHARED = ("pulseaudio", "dbus-daemon")  # one per worker process, not per bot
+# Issue 10's targets, printed next to the figures.
+TARGETS = {"video_pss_mb_per_bot_peak": 400, "six_bots_cores": 1.5, "dropped_frames_pct": 1.0}
+TARGETS_AUDIO = {"bots": 20, "pss_mb_per_bot_peak": 150}
 
 
 def parse_time(value: str) -> float:
@@ -58,6 +69,10 @@ class Stack:
             rate_limit_per_minute=100_000,
             rate_limit_per_hour=1_000_000,
             log_level="WARNING",
+            # Its own host name: bot ids restart at 1 in this scratch database, and a test stack on this machine
+            # cleaning up its own bot 1 of the default host must not take this run's bot 1 with it.
+            worker_host=f"bench-{os.getpid()}",
+            access_token_ttl_seconds=24 * 3600,  # a --drift-minutes 30 run outlives the default 15 min login
         )
         broker = build_broker(self.settings)
         self.workers = WorkerProcess(self.settings, broker, queues={"bots"}, bots_per_process=slots)
@@ -120,9 +135,53 @@ def latency(stack: Stack, platform: str, runs: int) -> dict[str, float]:
 
 
 def bot_processes(me: int) -> list[ProcRef]:
-    """This process (its runner threads) and every child but the per-worker shared daemons."""
+    """This process (its runner threads), every child (the bots' processes and the shared daemons) and the strays
+    Chromium double-forks out of the tree (crashpad handlers), found by their bot tag's worker pid."""
     own = ProcRef.of(me)
-    return [r for r in descendants(me) if command_name(r) not in SHARED] + ([own] if own else [])
+    tree = descendants(me)
+    pids = {me, *(ref.pid for ref in tree)}
+    strays = []
+    for proc in psutil.process_iter(["name", "ppid"]):
+        if proc.info["ppid"] == 1 and proc.info["name"] == "chrome_crashpad_handler":
+            try:
+                tag = proc.environ().get(BOT_TAG_ENV, "")
+                run_pid = tag.rsplit("/", 1)[-1].split("-", 1)[0]
+                if run_pid.isdigit() and int(run_pid) in pids and (ref := ProcRef.of(proc.pid)):
+                    strays.append(ref)
+            except psutil.Error:
+                continue
+    return tree + strays + ([own] if own else [])
+
+
+class PssSampler(threading.Thread):
+    """PSS of the bots' processes and the shared daemons (not this process) every `interval` seconds, from start()
+    to stop(); the CPU this thread used is kept aside so that it can be left out of the bots' figure."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        super().__init__(name="pss-sampler", daemon=True)
+        self.interval = interval
+        self.samples: list[int] = []
+        self.cpu_seconds = 0.0
+        self.peak_at = 0.0
+        self.peak_by_kind: dict[str, float] = {}
+        self._halt = threading.Event()
+        self._me = os.getpid()
+
+    def run(self) -> None:
+        began = time.monotonic()
+        while True:
+            refs = [r for r in bot_processes(self._me) if r.pid != self._me]
+            self.samples.append(pss_bytes(refs))
+            if self.samples[-1] == max(self.samples):  # where the peak is: which processes, how long after deploy
+                self.peak_at = round(time.monotonic() - began, 1)
+                self.peak_by_kind = pss_by_kind(refs)
+            self.cpu_seconds = time.thread_time()
+            if self._halt.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
 
 
 def process_kind(ref: ProcRef) -> str:
@@ -158,7 +217,9 @@ def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
     return len(times), missing
 
 
-def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
+def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
+    sampler = PssSampler()
+    sampler.start()  # from the first deploy: the peak covers joining too
     bots = [stack.deploy("google") for _ in range(count)]
     for bot_id, meeting, _ in bots:
         stack.wait(bot_id, "IN_CALL", timeout=120)
@@ -167,25 +228,28 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
             control(stack.simulator, "google", meeting, action="speak", name="Speaker", audio="long.wav")
     time.sleep(3)  # let every page settle into playback
     me = os.getpid()
-    before = cpu_seconds(bot_processes(me))
-    before_each = {ref: cpu_seconds([ref]) for ref in bot_processes(me)}
+    refs = bot_processes(me)
+    before = cpu_seconds(refs)
+    before_each = {ref: cpu_seconds([ref]) for ref in refs}
+    sampler_before = sampler.cpu_seconds
     started = time.monotonic()
-    pss_samples = []
-    while time.monotonic() - started < seconds:
-        time.sleep(2)
-        pss_samples.append(pss_bytes(r for r in descendants(me) if command_name(r) not in SHARED))
+    time.sleep(seconds)
     elapsed = time.monotonic() - started
-    breakdown = pss_by_kind([r for r in descendants(me) if command_name(r) not in SHARED])
-    cores = (cpu_seconds(bot_processes(me)) - before) / elapsed
+    others = [r for r in bot_processes(me) if r.pid != me]
+    breakdown = pss_by_kind(others)
+    sampler_cpu = sampler.cpu_seconds - sampler_before
+    cores = (cpu_seconds(bot_processes(me)) - before - sampler_cpu) / elapsed
     cpu_by_kind: dict[str, float] = {}
     for ref, used in before_each.items():
         if not ref.alive():  # gone during the window: its last CPU reading is lost with it
             continue
         kind = "runner (python)" if ref.pid == me else process_kind(ref)
-        cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + (cpu_seconds([ref]) - used) / elapsed
+        spent = cpu_seconds([ref]) - used - (sampler_cpu if ref.pid == me else 0.0)
+        cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + spent / elapsed
     cpu_by_kind = {k: round(v, 3) for k, v in sorted(cpu_by_kind.items(), key=lambda kv: -kv[1])}
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
+    sampler.stop()
     gaps = []
     complete = 0
     for bot_id, _, _ in bots:
@@ -204,9 +268,12 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, float]:
         "bots": count,
         "cpu_cores_total": round(cores, 2),
         "cpu_cores_per_bot": round(cores / count, 3),
-        "pss_mb_per_bot": round(statistics.median(pss_samples) / count / 2**20, 1),
+        "pss_mb_per_bot_peak": round(max(sampler.samples) / count / 2**20, 1),
+        "pss_mb_per_bot_median": round(statistics.median(sampler.samples) / count / 2**20, 1),
         "dropped_frames_worst_pct": round(100 * max(gaps), 2) if gaps else None,
         "pss_mb_by_process_kind": breakdown,
+        "peak_s_after_deploy": sampler.peak_at,
+        "pss_mb_by_process_kind_at_peak": sampler.peak_by_kind,
         "cpu_cores_by_process_kind": cpu_by_kind,
     }
 
@@ -219,6 +286,50 @@ def speech_media(folder: Path) -> Path:
     return media
 
 
+def drift_run(stack: Stack, minutes: float, period: int) -> dict[str, Any]:
+    """One bot records the simulator's sync clock (a flash and a beep together every `period` s) for `minutes`."""
+    from meetbot.simulator.sync_clock import drift  # here: a --reference-tree checkout may not have it
+
+    bot_id, meeting, _ = stack.deploy("google", f"sync={period}")
+    stack.wait(bot_id, "IN_CALL", timeout=120)
+    control(stack.simulator, "google", meeting, action="join", name="Speaker")  # the bot is not alone
+    time.sleep(minutes * 60)
+    control(stack.simulator, "google", meeting, action="end")
+    stack.wait(bot_id, "DONE", timeout=600)
+    recording = stack.bot(bot_id)["recording"]
+    figures = drift(stack.settings.data_dir / "storage" / recording["key"], period)
+    return {"minutes": minutes, "duration_s": recording["durationSeconds"], **figures, "target_drift_ms": 100}
+
+
+def reference_level(tree: Path, args: argparse.Namespace, count: int) -> dict[str, Any] | None:
+    """The same measurement at `count` bots with the code of another checkout (this script, run against it)."""
+    cmd = [sys.executable, __file__, "--latency-runs", "0", "--concurrency", str(count)]
+    cmd += ["--record-seconds", str(args.record_seconds)] + (["--audio-only"] if args.audio_only else [])
+    env = {**os.environ, "MEETBOT_BENCH_CODE_ROOT": str(tree)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
+    for line in done.stdout.splitlines():
+        if line.startswith("{") and json.loads(line).get("measure") == "recording":
+            return dict(json.loads(line))
+    print(json.dumps({"measure": "reference failed", "bots": count, "stderr": done.stderr[-1500:]}), flush=True)
+    return None
+
+
+def side_by_side(reference: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    """Reference, this checkout and their ratio for each headline figure, and the issue's targets."""
+    keys = ["pss_mb_per_bot_peak", "pss_mb_per_bot_median", "cpu_cores_total", "dropped_frames_worst_pct"]
+    row: dict[str, Any] = {"measure": "recording vs reference", "bots": figures["bots"]}
+    for key in keys:
+        ref, new = reference.get(key, reference.get("pss_mb_per_bot") if key.startswith("pss") else None), figures[key]
+        ratio = round(new / ref, 2) if isinstance(ref, int | float) and isinstance(new, int | float) and ref else None
+        row[key] = {"reference": ref, "this": new, "ratio": ratio}
+    row["recordings_complete"] = {
+        "reference": reference.get("recordings_complete"),
+        "this": figures["recordings_complete"],
+    }
+    row["targets"] = TARGETS_AUDIO if figures["audio_only"] else TARGETS
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency-runs", type=int, default=5)
@@ -226,6 +337,9 @@ def main() -> None:
     parser.add_argument("--record-seconds", type=float, default=30)
     parser.add_argument("--platforms", default="google,zoom,teams")
     parser.add_argument("--audio-only", action="store_true", help="bots with recordingSettings.audioOnly")
+    parser.add_argument("--reference-tree", type=Path, help="another checkout, measured at each level before this one")
+    parser.add_argument("--drift-minutes", type=float, default=0, help="record one bot this long, print its A/V drift")
+    parser.add_argument("--drift-period", type=int, default=5, help="seconds between the sync clock's flash+beeps")
     args = parser.parse_args()
     levels = [int(n) for n in args.concurrency.split(",") if n]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -238,8 +352,15 @@ def main() -> None:
                     figures = latency(stack, platform, args.latency_runs)
                     print(json.dumps({"measure": "latency", "platform": platform, **figures}), flush=True)
                 for count in levels:
+                    reference = reference_level(args.reference_tree, args, count) if args.reference_tree else None
                     figures = concurrent(stack, count, args.record_seconds)
                     print(json.dumps({"measure": "recording", **figures}), flush=True)
+                    if reference is not None:
+                        print(json.dumps({"measure": "reference", **reference}), flush=True)
+                        print(json.dumps(side_by_side(reference, figures)), flush=True)
+                if args.drift_minutes > 0:
+                    figures = drift_run(stack, args.drift_minutes, args.drift_period)
+                    print(json.dumps({"measure": "av drift", **figures}), flush=True)
             finally:
                 stack.close()
 
