@@ -18,6 +18,7 @@ from meetbot.event_bus import EventBus, publish_commits
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, kill_signals_for
+from meetbot.slots import SlotRegistry, registry_for
 from meetbot.storage import ObjectStore, store_from_url
 
 
@@ -33,6 +34,7 @@ class Services:
     secret_key: str = field(repr=False)
     request_log: RequestLogBuffer  # request-log rows and keys' last-used times, written in batches
     principal_cache: PrincipalCache  # checked bearer tokens, trusted for at most a second
+    slot_registry: SlotRegistry  # the bot workers' slot offers, for queue positions and /metrics
 
     @property
     def token_policy(self) -> TokenPolicy:
@@ -53,6 +55,7 @@ class Services:
             secret_key=settings.resolved_secret_key(),
             request_log=RequestLogBuffer(engine, settings.request_log_flush_seconds, settings.request_log_max_pending),
             principal_cache=PrincipalCache(settings.principal_cache_seconds),
+            slot_registry=registry_for(settings.redis_url),
         )
 
     @contextmanager

@@ -30,7 +30,7 @@ log = logging.getLogger("meetbot.api")
 
 def _announce_queue_positions(ctx: Context, bot_id: int) -> None:
     try:
-        slots.announce_queue_positions(ctx.services.engine, slots.registry_for(ctx.services.settings.redis_url))
+        slots.announce_queue_positions(ctx.services.engine, ctx.services.slot_registry)
     except Exception:  # the bot workers announce them again within seconds
         log.exception("queue positions not announced after a change to bot %s", bot_id)
 

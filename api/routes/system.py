@@ -83,7 +83,7 @@ def metrics_endpoint(services: Services) -> Callable[[Request], Awaitable[Respon
         client_host = request.client.host if request.client else None
         if not metrics.scrape_allowed(services.settings, request.headers.get("authorization"), client_host):
             return JSONResponse({"detail": "metrics need MEETBOT_METRICS_TOKEN as a bearer token"}, status_code=403)
-        body = await run_in_threadpool(metrics.render, services.engine, services.broker, services.settings)
+        body = await run_in_threadpool(metrics.render, services.engine, services.broker, services.slot_registry)
         return Response(body, media_type=metrics.CONTENT_TYPE)
 
     return metrics_page

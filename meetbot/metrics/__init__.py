@@ -33,11 +33,10 @@ __all__ = [
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render(engine: sa.Engine, broker: dramatiq.Broker, settings: Settings | None = None) -> bytes:
+def render(engine: sa.Engine, broker: dramatiq.Broker, slot_registry: slots.SlotRegistry | None = None) -> bytes:
     """The Prometheus text exposition: shared-state figures, this API's request figures, and (embedded mode, where
     the workers run in this process) the workers' own figures."""
     registry = CollectorRegistry(auto_describe=False)
-    slot_registry = slots.registry_for(settings.redis_url) if settings is not None else None
     registry.register(StateCollector(engine, broker, slot_registry))
     body = generate_latest(registry) + request_figures()
     worker = sys.modules.get("meetbot.metrics.worker")  # imported by worker processes only
