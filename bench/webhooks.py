@@ -55,7 +55,7 @@ from meetbot.schemas.bots import BotCreate
 from meetbot.schemas.webhooks import WebhookCreate
 from meetbot.settings import Settings
 from meetbot.webhooks import envelope, signing
-from tests.support import free_port, wait_for
+from tests.support import empty_postgres_database, free_port, wait_for
 from workers.process import WorkerProcess
 
 FAIL_RATIO = "BENCH_FAIL_RATIO"
@@ -131,21 +131,8 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = f"meetbot_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        from meetbot.db.engine import dispose_engines
-
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with empty_postgres_database(PG_ADMIN_URL, "meetbot_bench") as url:
+        yield url
 
 
 def run_meetbot(kind: str, base: str, tmp: Path, args: argparse.Namespace, events: int, rate: float) -> dict[str, Any]:
