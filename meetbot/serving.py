@@ -14,13 +14,12 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from meetbot.metrics.http import MULTIPROC_ENV  # where every API worker process writes its figures
+
 log = logging.getLogger("meetbot.api")
 
 # The app factory each API worker process imports (uvicorn starts them fresh: they get an import string).
 API_APP_FACTORY = "meetbot.serving:api_app_from_environment"
-# prometheus_client's multiprocess mode: every API worker process writes its figures under this folder, and /metrics
-# (answered by any one of them) sums them all (meetbot/metrics.py).
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Server(uvicorn.Server):
