@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.alias_generators import to_snake
 from pydantic.json_schema import models_json_schema
 
 import meetbot
@@ -104,10 +104,6 @@ def _addressed(path: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def _link_sources(endpoint: Endpoint, body: dict[str, Any], schemas: dict[str, Any]) -> dict[tuple[str, str], str]:
     """What a successful answer of endpoint tells about resources: (resource, key) → a runtime expression.
 
@@ -122,7 +118,7 @@ def _link_sources(endpoint: Endpoint, body: dict[str, Any], schemas: dict[str, A
     elif endpoint.path_params and endpoint.path_params[-1] == "id" and "id" in body:
         own = _addressed(endpoint.path)[-1][1]
     for prop, schema in body.items():
-        name = _snake(prop)
+        name = to_snake(prop)
         if own is not None:
             sources[(own, name)] = f"$response.body#/{prop}"
         target = _properties(schema, schemas)
