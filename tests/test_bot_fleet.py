@@ -18,8 +18,9 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
-from tests.conftest import REDIS_URL, make_settings, register_and_login
-from tests.support import control, free_port, wait_for
+from meetbot.db import migrate
+from tests.conftest import PG_ADMIN_URL, REDIS_URL, make_settings, register_and_login
+from tests.support import control, empty_postgres_database, free_port, wait_for
 from tests.test_bot_runtime import Runtime, loud_seconds, probe
 
 pytestmark = pytest.mark.browser
@@ -37,15 +38,24 @@ def worker_metrics_port() -> int:
 
 
 @pytest.fixture
+def fleet_db() -> Iterator[str]:
+    """A database of the fleet's own: bots other tests left DEPLOYING in the shared one would wait in its queue (and
+    its workers' reaper would deploy them again), taking the slots these tests count."""
+    with empty_postgres_database(PG_ADMIN_URL, "meetbot_bot_fleet") as url:
+        migrate(url)
+        yield url
+
+
+@pytest.fixture
 def fleet(
-    tmp_path: Path, pg_url: str, simulator: str, worker_metrics_port: int
+    tmp_path: Path, fleet_db: str, simulator: str, worker_metrics_port: int
 ) -> Iterator[tuple[Runtime, WorkerFactory]]:
     """The API in-process and a factory of `meetbot worker` processes (bots + maintenance, 2 slots each)."""
     redis.Redis.from_url(FLEET_REDIS_URL).flushdb()
-    settings = make_settings(tmp_path, pg_url, redis_url=FLEET_REDIS_URL, metrics_token=METRICS_TOKEN)
+    settings = make_settings(tmp_path, fleet_db, redis_url=FLEET_REDIS_URL, metrics_token=METRICS_TOKEN)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEETBOT_")}
     env.update(
-        MEETBOT_DATABASE_URL=pg_url,
+        MEETBOT_DATABASE_URL=fleet_db,
         MEETBOT_REDIS_URL=FLEET_REDIS_URL,
         MEETBOT_DATA_DIR=str(settings.data_dir),
         MEETBOT_SECRET_KEY=settings.secret_key or "",
