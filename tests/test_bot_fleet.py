@@ -75,7 +75,8 @@ def fleet(
         workers.append(worker)
         return worker
 
-    client = TestClient(create_app(settings, Services.from_settings(settings)))
+    services = Services.from_settings(settings)
+    client = TestClient(create_app(settings, services))
     client.base_url = client.base_url.join("/api/v1/")
     try:
         yield Runtime(client, register_and_login(client), settings, simulator), start_worker
@@ -89,6 +90,7 @@ def fleet(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.communicate()
+        services.request_log.close()  # its last rows, before the database is dropped (no retries against none)
 
 
 def stop_worker(worker: subprocess.Popen[str], timeout: float = 60) -> tuple[float, str]:
