@@ -16,6 +16,7 @@ share of the worker's PulseAudio and D-Bus. Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -164,6 +165,7 @@ class PssSampler(threading.Thread):
         self.cpu_seconds = 0.0
         self.peak_at = 0.0
         self.peak_by_kind: dict[str, float] = {}
+        self.peak_uss_by_kind: dict[str, float] = {}
         self._halt = threading.Event()
         self._me = os.getpid()
 
@@ -175,6 +177,7 @@ class PssSampler(threading.Thread):
             if self.samples[-1] == max(self.samples):  # where the peak is: which processes, how long after deploy
                 self.peak_at = round(time.monotonic() - began, 1)
                 self.peak_by_kind = pss_by_kind(refs)
+                self.peak_uss_by_kind = uss_by_kind(refs)
             self.cpu_seconds = time.thread_time()
             if self._halt.wait(self.interval):
                 return
@@ -195,6 +198,17 @@ def process_kind(ref: ProcRef) -> str:
     return "/".join([command_name(ref), *kinds, *subtypes])
 
 
+def uss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
+    """MB of USS (memory no other process shares) per process kind, largest first: unlike PSS, it does not depend
+    on what else runs Chromium or ffmpeg on the machine, so it shows a change's effect through other load."""
+    totals: dict[str, int] = {}
+    for ref in refs:
+        with contextlib.suppress(psutil.Error):
+            uss = psutil.Process(ref.pid).memory_full_info().uss
+            totals[process_kind(ref)] = totals.get(process_kind(ref), 0) + uss
+    return {k: round(v / 2**20, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
 def pss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
     """MB of PSS per process kind, largest first."""
     totals: dict[str, int] = {}
@@ -204,8 +218,14 @@ def pss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
     return {k: round(v / 2**20, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
-def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
-    """(frames, frames missing): gaps in the video timestamps longer than 1.5 frame intervals."""
+def frame_gaps(path: Path, fps: int) -> tuple[int, int, float]:
+    """(frames, frames missing, seconds until the screen capture began).
+
+    Missing frames are gaps in the video timestamps longer than 1.5 frame intervals, counted from the first frame
+    the screen input captured on: the recording's media time 0 is when ffmpeg was spawned, and the interval before
+    the screen input opens (after PulseAudio, up to ~1.6 s) holds one frame, stamped 0. That start is reported as
+    the third figure, not as dropped frames.
+    """
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "json",
          str(path)],
@@ -213,8 +233,9 @@ def frame_gaps(path: Path, fps: int) -> tuple[int, int]:
     ).stdout  # fmt: skip
     times = sorted(float(p["pts_time"]) for p in json.loads(out)["packets"] if p.get("pts_time") not in (None, "N/A"))
     step = 1.0 / fps
-    missing = sum(round((b - a) / step) - 1 for a, b in itertools.pairwise(times) if b - a > 1.5 * step)
-    return len(times), missing
+    captured = times[1:]
+    missing = sum(round((b - a) / step) - 1 for a, b in itertools.pairwise(captured) if b - a > 1.5 * step)
+    return len(captured), missing, captured[0] if captured else 0.0
 
 
 def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
@@ -250,7 +271,8 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
     for _, meeting, _ in bots:
         control(stack.simulator, "google", meeting, action="end")
     sampler.stop()
-    gaps = []
+    gaps: list[float] = []
+    starts: list[float] = []
     complete = 0
     for bot_id, _, _ in bots:
         stack.wait(bot_id, "DONE", timeout=120)
@@ -258,10 +280,11 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
         complete += bool(recording and recording["durationSeconds"] >= seconds)
         if stack.audio_only:
             continue
-        frames, missing = frame_gaps(
+        frames, missing, start = frame_gaps(
             stack.settings.data_dir / "storage" / recording["key"], stack.settings.video_framerate
         )
         gaps.append(missing / max(1, frames + missing))
+        starts.append(start)
     return {
         "audio_only": stack.audio_only,
         "recordings_complete": f"{complete}/{count}",
@@ -271,9 +294,12 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
         "pss_mb_per_bot_peak": round(max(sampler.samples) / count / 2**20, 1),
         "pss_mb_per_bot_median": round(statistics.median(sampler.samples) / count / 2**20, 1),
         "dropped_frames_worst_pct": round(100 * max(gaps), 2) if gaps else None,
+        "video_capture_began_s_worst": round(max(starts), 2) if starts else None,
         "pss_mb_by_process_kind": breakdown,
         "peak_s_after_deploy": sampler.peak_at,
         "pss_mb_by_process_kind_at_peak": sampler.peak_by_kind,
+        "uss_mb_by_process_kind_at_peak": sampler.peak_uss_by_kind,
+        "uss_mb_at_peak": round(sum(sampler.peak_uss_by_kind.values()), 1),
         "cpu_cores_by_process_kind": cpu_by_kind,
     }
 

@@ -218,17 +218,20 @@ class Recorder(Lifecycle):
         ~6-10 MB less memory than `veryfast` for ~20 % larger files (a setting: MEETBOT_VIDEO_PRESET); the screen
         input's queue holds at most VIDEO_QUEUE_FRAMES raw frames (3.7 MB each at 720p, MIT-SHM segments that
         Xvfb maps too), so an encoder that falls behind under load costs dropped frames, not ever more memory.
+        The audio input is opened first: opening PulseAudio takes up to 1.5 s, and a screen input opened before it
+        starts its frame clock at once, then captures the missed frames back to back to catch up; that burst filled
+        the queue, and x11grab's pool of shared-memory frames never shrinks (18 segments, 66 MB PSS per bot between
+        ffmpeg and Xvfb, against 2 segments in this order).
         """
         cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-stats", "-stats_period", "0.5"]
         cmd += ["-copyts"]
+        cmd += ["-thread_queue_size", "1024", "-f", "pulse", "-sample_rate", "48000", "-channels", "2"]
+        cmd += ["-i", self.monitor_source]
         if self.display is not None:
             size = f"{self.width}x{self.height}"
             cmd += ["-thread_queue_size", str(self.VIDEO_QUEUE_FRAMES), "-f", "x11grab", "-draw_mouse", "0"]
             cmd += ["-video_size", size, "-framerate", str(self.framerate), "-i", self.display]
-        cmd += ["-thread_queue_size", "1024", "-f", "pulse", "-sample_rate", "48000", "-channels", "2"]
-        cmd += ["-i", self.monitor_source]
-        if self.display is not None:
-            cmd += ["-map", "0:v", "-map", "1:a"]
+            cmd += ["-map", "1:v", "-map", "0:a"]
             cmd += ["-vf", f"setpts=PTS-{zero:.6f}/TB", "-c:v", "libx264", "-preset", self.preset, "-crf", "28"]
             cmd += ["-tune", "zerolatency", "-threads", "1", "-pix_fmt", "yuv420p", "-g", str(self.framerate * 2)]
             fragments = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof"]
