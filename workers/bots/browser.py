@@ -161,6 +161,9 @@ class BrowserSession(Lifecycle):
         # With --no-sandbox the second ("unsandboxed") zygote only forks helpers that could start directly: one
         # zygote instead of two, -13 MB PSS per video bot (426 -> 411 MB).
         opts.add_argument("--no-unsandboxed-zygote")
+        # Three minutes after start Chromium benchmarks the machine for on-device AI models in a utility process
+        # (+33 MB PSS for a bot alone) unless the performance class is given: 7 = "GPU blocked", true of a bot.
+        opts.add_argument("--optimization-guide-performance-class=7")
         for flag in (
             "--no-sandbox",
             "--disable-gpu",
