@@ -176,8 +176,7 @@ class PssSampler(threading.Thread):
             self.samples.append(pss_bytes(refs))
             if self.samples[-1] == max(self.samples):  # where the peak is: which processes, how long after deploy
                 self.peak_at = round(time.monotonic() - began, 1)
-                self.peak_by_kind = pss_by_kind(refs)
-                self.peak_uss_by_kind = uss_by_kind(refs)
+                self.peak_by_kind, self.peak_uss_by_kind = memory_by_kind(refs)
             self.cpu_seconds = time.thread_time()
             if self._halt.wait(self.interval):
                 return
@@ -198,23 +197,22 @@ def process_kind(ref: ProcRef) -> str:
     return "/".join([command_name(ref), *kinds, *subtypes])
 
 
-def uss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
-    """MB of USS (memory no other process shares) per process kind, largest first: unlike PSS, it does not depend
-    on what else runs Chromium or ffmpeg on the machine, so it shows a change's effect through other load."""
-    totals: dict[str, int] = {}
+def memory_by_kind(refs: list[ProcRef]) -> tuple[dict[str, float], dict[str, float]]:
+    """MB of PSS and of USS per process kind, largest first, from one reading of each process's memory. USS
+    (memory no other process shares), unlike PSS, does not depend on what else runs Chromium or ffmpeg on the
+    machine, so it shows a change's effect through other load."""
+    pss: dict[str, int] = {}
+    uss: dict[str, int] = {}
     for ref in refs:
         with contextlib.suppress(psutil.Error):
-            uss = psutil.Process(ref.pid).memory_full_info().uss
-            totals[process_kind(ref)] = totals.get(process_kind(ref), 0) + uss
-    return {k: round(v / 2**20, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+            info = psutil.Process(ref.pid).memory_full_info()
+            kind = process_kind(ref)
+            pss[kind] = pss.get(kind, 0) + info.pss
+            uss[kind] = uss.get(kind, 0) + info.uss
+    return _megabytes_largest_first(pss), _megabytes_largest_first(uss)
 
 
-def pss_by_kind(refs: list[ProcRef]) -> dict[str, float]:
-    """MB of PSS per process kind, largest first."""
-    totals: dict[str, int] = {}
-    for ref in refs:
-        kind = process_kind(ref)
-        totals[kind] = totals.get(kind, 0) + pss_bytes([ref])
+def _megabytes_largest_first(totals: dict[str, int]) -> dict[str, float]:
     return {k: round(v / 2**20, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
@@ -257,7 +255,7 @@ def concurrent(stack: Stack, count: int, seconds: float) -> dict[str, Any]:
     time.sleep(seconds)
     elapsed = time.monotonic() - started
     others = [r for r in bot_processes(me) if r.pid != me]
-    breakdown = pss_by_kind(others)
+    breakdown, _ = memory_by_kind(others)
     sampler_cpu = sampler.cpu_seconds - sampler_before
     cores = (cpu_seconds(bot_processes(me)) - before - sampler_cpu) / elapsed
     cpu_by_kind: dict[str, float] = {}
