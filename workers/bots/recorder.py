@@ -218,7 +218,7 @@ class Recorder(Lifecycle):
         ~6-10 MB less memory than `veryfast` for ~20 % larger files (a setting: MEETBOT_VIDEO_PRESET); the screen
         input's queue holds at most VIDEO_QUEUE_FRAMES raw frames (3.7 MB each at 720p, MIT-SHM segments that
         Xvfb maps too), so an encoder that falls behind under load costs dropped frames, not ever more memory.
-        The audio input is opened first: opening PulseAudio takes up to 1.5 s, and a screen input opened before it
+        The audio input is opened first: opening PulseAudio takes up to 1.6 s, and a screen input opened before it
         starts its frame clock at once, then captures the missed frames back to back to catch up; that burst filled
         the queue, and x11grab's pool of shared-memory frames never shrinks (18 segments, 66 MB PSS per bot between
         ffmpeg and Xvfb, against 2 segments in this order).
