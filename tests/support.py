@@ -46,10 +46,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def speak(text: str, voice: str, out: Path) -> Path:
+    """`text` said by one of the VOICES (by its file name, e.g. "alice.wav") into the WAV file `out`."""
+    subprocess.run(["espeak-ng", *VOICES[voice], "-w", str(out), text], check=True, capture_output=True)
+    return out
+
+
 def make_speech(media: Path) -> Path:
     media.mkdir(parents=True, exist_ok=True)
     for name, text in SPEECH.items():
-        subprocess.run(["espeak-ng", *VOICES[name], "-w", str(media / name), text], check=True, capture_output=True)
+        speak(text, name, media / name)
     return media
 
 

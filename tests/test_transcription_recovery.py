@@ -18,7 +18,7 @@ from api.services import Services
 from meetbot.db import migrate
 from meetbot.settings import Settings
 from tests.conftest import REDIS_URL, make_settings, register_and_login
-from tests.support import VOICES, wait_for
+from tests.support import speak, wait_for
 from tests.test_recordings_api import Recorded
 
 RECOVERY_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/13"
@@ -43,9 +43,7 @@ def long_speech(tmp_path: Path) -> Path:
     """Half a minute of two voices taking turns, each sentence different."""
     inputs = []
     for index, sentence in enumerate(AGENDA):
-        clip = tmp_path / f"sentence{index}.wav"
-        voice = VOICES["bob.wav"] if index % 2 else VOICES["alice.wav"]
-        subprocess.run(["espeak-ng", *voice, "-w", str(clip), sentence], check=True, capture_output=True)
+        clip = speak(sentence, "bob.wav" if index % 2 else "alice.wav", tmp_path / f"sentence{index}.wav")
         inputs += ["-i", str(clip)]
     mix = "".join(f"[{i}:a]" for i in range(len(AGENDA))) + f"concat=n={len(AGENDA)}:v=0:a=1,aresample=48000[a]"
     out = tmp_path / "long.m4a"
