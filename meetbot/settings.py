@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # x264 preset of video recordings: "ultrafast" costs the least CPU and memory per bot (docs/density.md); a slower
     # one ("superfast", "veryfast", ...) makes ~20 % smaller files for ~15 % more CPU per recording bot.
     video_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = "ultrafast"
+    # ffmpeg that records bots; default: meetbot-ffmpeg (scripts/build-recorder-ffmpeg.sh, ~40 MB less PSS per bot,
+    # docs/density.md) beside the Python interpreter or on PATH, else ffmpeg.
+    recorder_ffmpeg: str | None = Field(None, min_length=1)
     browser_language: str = "en-US"  # bot browser's language
     # This worker's host name in its spool and runtime folders (spool/<host>/<bot id>), its bots' process tags and
     # its worker id; default: the machine's hostname. Workers sharing a data volume need different ones (each

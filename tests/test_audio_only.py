@@ -17,7 +17,7 @@ from tests.test_bot_runtime import Runtime, loud_seconds, probe, runtime, second
 from workers.bots.desktop import PulseAudioServer
 from workers.bots.media import AUDIO_CONTENT_TYPE, SPOOL_AUDIO_RECORDING, find_spooled_recording
 from workers.bots.processes import ProcRef, command_name, descendants, processes_matching, processes_owned_by
-from workers.bots.recorder import Recorder, probe_media
+from workers.bots.recorder import LEAN_FFMPEG, Recorder, probe_media
 
 pytestmark = pytest.mark.browser
 __all__ = ["runtime"]  # the module-scoped embedded API + worker of test_bot_runtime, one for this module
@@ -48,7 +48,7 @@ def test_audio_only_bot_records_sound_without_a_display(runtime: Runtime) -> Non
     assert not our_xvfbs(), "an Xvfb was started while the audio-only bot was in the call"
     commands = [cmdline(ref) for ref in processes_matching(str(spool))]
     assert any("--headless=new" in c for c in commands if "chromium" in c), commands
-    recorders = [c for c in commands if c.startswith("ffmpeg")]
+    recorders = [c for c in commands if Path(c.split(" ", 1)[0]).name in ("ffmpeg", LEAN_FFMPEG)]
     assert recorders and all("x11grab" not in c for c in recorders), recorders
     assert all(c.endswith(str(spool / SPOOL_AUDIO_RECORDING)) for c in recorders), recorders
 

@@ -120,3 +120,16 @@ def test_the_stack_has_what_a_fleet_needs() -> None:
     for package in ("chromium", "chromium-driver", "xvfb", "pulseaudio", "ffmpeg", "fonts-"):
         assert package in worker_packages
     assert (DOCKER / "README.md").exists()
+
+
+def test_the_bot_worker_image_records_with_the_lean_ffmpeg() -> None:
+    """meetbot-ffmpeg is built in a stage of the same Debian release (its libraries must match) and put on PATH."""
+    instructions = dockerfile_instructions(DOCKER / "worker.Dockerfile")
+    bases = [args for keyword, args in instructions if keyword == "FROM"]
+    assert bases == ["debian:12-slim AS recorder-ffmpeg", "debian:12-slim"]
+    runs = [args for keyword, args in instructions if keyword == "RUN"]
+    assert any("scripts/build-recorder-ffmpeg.sh /usr/local/bin" in run for run in runs)
+    copies = [shlex.split(args) for keyword, args in instructions if keyword == "COPY"]
+    assert ["--from=recorder-ffmpeg", "/usr/local/bin/meetbot-ffmpeg", "/usr/local/bin/meetbot-ffmpeg"] in copies
+    final_stage = instructions[[keyword for keyword, _ in instructions].index("FROM", 1) :]
+    assert any(keyword == "RUN" and " ffmpeg " in args for keyword, args in final_stage)  # its shared libraries

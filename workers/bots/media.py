@@ -149,6 +149,7 @@ class BotMedia:
             s.screen_height,
             s.video_framerate,
             preset=s.video_preset,
+            ffmpeg=s.recorder_ffmpeg,
         )
         self.recorder.start()
         self.recording_started_at = self.recorder.started_at

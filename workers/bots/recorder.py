@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -145,6 +147,23 @@ class SoundTracker:
             return max(0.0, now - (self.zero_mono + self.silent_since))
 
 
+LEAN_FFMPEG = "meetbot-ffmpeg"
+
+
+def recorder_ffmpeg_binary(configured: str | None) -> str:
+    """The ffmpeg bots record with: the configured one, else meetbot-ffmpeg where it is installed, else ffmpeg.
+
+    meetbot-ffmpeg (scripts/build-recorder-ffmpeg.sh) is FFmpeg built with only the recorder's parts: Debian's
+    ffmpeg links ~215 shared libraries whose pages cost each recorder ~40 MB more PSS (docs/density.md). It is
+    looked for beside the Python interpreter (the virtual environment's bin folder, where the install puts it)
+    and then on PATH.
+    """
+    if configured:
+        return configured
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(LEAN_FFMPEG, path=search) or "ffmpeg"
+
+
 class Recorder(Lifecycle):
     """ffmpeg recording one bot's X display and its sink's monitor into a fragmented MP4.
 
@@ -174,8 +193,10 @@ class Recorder(Lifecycle):
         silence_min_seconds: float = 0.6,  # a pause between sentences: live transcript chunks are cut in these
         log_path: Path | None = None,
         preset: str = "ultrafast",  # x264's speed/size trade-off (settings.video_preset)
+        ffmpeg: str | None = None,  # settings.recorder_ffmpeg (None: recorder_ffmpeg_binary's choice)
     ) -> None:
         self.display = display
+        self.ffmpeg = recorder_ffmpeg_binary(ffmpeg)
         self.preset = preset
         self.monitor_source = monitor_source
         self.pulse_env = dict(pulse_env)
@@ -223,7 +244,7 @@ class Recorder(Lifecycle):
         the queue, and x11grab's pool of shared-memory frames never shrinks (18 segments, 66 MB PSS per bot between
         ffmpeg and Xvfb, against 2 segments in this order).
         """
-        cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-stats", "-stats_period", "0.5"]
+        cmd = [self.ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-stats", "-stats_period", "0.5"]
         cmd += ["-copyts"]
         cmd += ["-thread_queue_size", "1024", "-f", "pulse", "-sample_rate", "48000", "-channels", "2"]
         cmd += ["-i", self.monitor_source]
