@@ -4,12 +4,11 @@
 
 # meetbot-ffmpeg: FFmpeg with only the recorder's parts, ~40 MB less memory per bot than Debian's (docs/density.md).
 FROM debian:12-slim AS recorder-ffmpeg
-RUN apt-get update && apt-get install -y --no-install-recommends \
-        build-essential nasm pkg-config curl xz-utils ca-certificates libx264-dev libxcb1-dev libxcb-shm0-dev \
-        libpulse-dev \
-    && rm -rf /var/lib/apt/lists/*
 COPY scripts/build-recorder-ffmpeg.sh /build/scripts/
-RUN bash /build/scripts/build-recorder-ffmpeg.sh /usr/local/bin
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends $(bash /build/scripts/build-recorder-ffmpeg.sh --packages) \
+    && rm -rf /var/lib/apt/lists/* \
+    && bash /build/scripts/build-recorder-ffmpeg.sh /usr/local/bin
 
 FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 MEETBOT_DATA_DIR=/data \

@@ -13,9 +13,6 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 RUNTIME_PACKAGES=(python3 python3-venv python3-pip chromium chromium-driver xvfb pulseaudio pulseaudio-utils
   ffmpeg dbus-x11 fonts-dejavu-core)
 TEST_PACKAGES=(espeak-ng sox strace postgresql postgresql-client redis-server redis-tools)
-# To build meetbot-ffmpeg, the recorder's lean FFmpeg (scripts/build-recorder-ffmpeg.sh, about a minute).
-RECORDER_BUILD_PACKAGES=(build-essential nasm pkg-config curl xz-utils libx264-dev libxcb1-dev libxcb-shm0-dev
-  libpulse-dev)
 
 install_debian_packages() {
   local missing=()
@@ -38,11 +35,12 @@ python_env() {
   .venv/bin/python -m pip install -q -e ".${extras}"
 }
 
-# Bots record with meetbot-ffmpeg where it is built (~40 MB less memory per bot, docs/density.md). `up` goes on
+# Bots record with meetbot-ffmpeg where it is built (about a minute; ~40 MB less memory per bot, docs/density.md). `up` goes on
 # with Debian's ffmpeg if the build fails; `test` stops, since the suite must exercise what bots record with.
 recorder_ffmpeg() {
-  local on_failure="$1"
-  if install_debian_packages "${RECORDER_BUILD_PACKAGES[@]}" && bash scripts/build-recorder-ffmpeg.sh .venv/bin; then
+  local on_failure="$1" build_packages
+  mapfile -t build_packages < <(bash scripts/build-recorder-ffmpeg.sh --packages)
+  if install_debian_packages "${build_packages[@]}" && bash scripts/build-recorder-ffmpeg.sh .venv/bin; then
     return 0
   fi
   if [ "$on_failure" = fail ]; then

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Build `meetbot-ffmpeg`: an ffmpeg with only what a bot's recorder uses (docs/density.md, "The recorder's ffmpeg").
 #   bash scripts/build-recorder-ffmpeg.sh [BIN_DIR]     # default BIN_DIR: .venv/bin
+#   bash scripts/build-recorder-ffmpeg.sh --packages    # the Debian packages the build needs, one per line
 # Debian's ffmpeg links ~215 shared libraries, and their pages cost each recording bot ~40 MB of PSS; this one links
 # ~30 and records the same way (the same FFmpeg release as Debian 12's, so the recorder's flags behave the same).
-# Needs: a C compiler, make, nasm, pkg-config and the -dev packages of libx264, libxcb (+shm) and libpulse
-# (scripts/bootstrap.sh and docker/worker.Dockerfile install them). FFMPEG_SOURCE: a local tarball or a URL to use
-# instead of the mirrors below (same checksum). A binary already built by this recipe is kept.
+# Needs BUILD_PACKAGES (scripts/bootstrap.sh and docker/worker.Dockerfile install them from --packages).
+# FFMPEG_SOURCE: a local tarball or a URL to use instead of the mirrors below (same checksum). A binary already
+# built by this recipe is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+BUILD_PACKAGES=(build-essential nasm pkg-config curl xz-utils ca-certificates libx264-dev libxcb1-dev
+  libxcb-shm0-dev libpulse-dev)
+if [ "${1:-}" = --packages ]; then
+  printf '%s\n' "${BUILD_PACKAGES[@]}"
+  exit 0
+fi
 bin_dir="${1:-.venv/bin}"
 
 VERSION=5.1.9
