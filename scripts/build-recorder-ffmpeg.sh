@@ -22,9 +22,11 @@ VERSION=5.1.9
 SHA256=d9b593bb2ba93d4b50f74177e0cdcd41747e708596367deed0c30348a71dd176
 # Bump RECIPE whenever the configure line changes: a binary of another recipe is rebuilt.
 RECIPE=meetbot-recorder-1
+# Debian's pool over http too: its mirrors answer both, and a proxy may pass only one (the checksum is what counts).
 MIRRORS=(
   "https://deb.debian.org/debian/pool/main/f/ffmpeg/ffmpeg_${VERSION}.orig.tar.xz"
   "https://deb.debian.org/debian-security/pool/updates/main/f/ffmpeg/ffmpeg_${VERSION}.orig.tar.xz"
+  "http://deb.debian.org/debian/pool/main/f/ffmpeg/ffmpeg_${VERSION}.orig.tar.xz"
   "https://ffmpeg.org/releases/ffmpeg-${VERSION}.tar.xz"
 )
 
@@ -53,8 +55,6 @@ if [ -n "${FFMPEG_SOURCE:-}" ]; then sources=("$FFMPEG_SOURCE"); fi
 fetched=""
 for source in "${sources[@]}"; do
   if fetch "$source"; then fetched="$source"; break; fi
-  # http:// as well: Debian's mirrors answer both, and a proxy may pass only one.
-  if [[ "$source" == https://deb.debian.org/* ]] && fetch "http://${source#https://}"; then fetched="$source"; break; fi
 done
 if [ -z "$fetched" ]; then
   echo "could not fetch FFmpeg ${VERSION} with sha256 ${SHA256} from: ${sources[*]}" >&2
