@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -10,9 +11,13 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from meetbot.db import now_utc
+from meetbot.db.bulk import bulk_insert
 from meetbot.db.tables import api_keys, api_request_logs
 
 log = logging.getLogger("meetbot.api")
+
+
+COLUMNS = ("user_id", "api_key_id", "method", "path", "status_code", "duration_ms", "created_at")
 
 
 @dataclass(frozen=True)
@@ -25,16 +30,17 @@ class RequestLogRow:
     duration_ms: float
     created_at: datetime
 
-    def values(self) -> dict[str, object]:
-        return {
-            "user_id": self.user_id,
-            "api_key_id": self.api_key_id,
-            "method": self.method,
-            "path": self.path[:500],
-            "status_code": self.status_code,
-            "duration_ms": round(self.duration_ms, 2),
-            "created_at": self.created_at,
-        }
+    def values(self) -> tuple[object, ...]:
+        """In the order of COLUMNS."""
+        return (
+            self.user_id,
+            self.api_key_id,
+            self.method,
+            self.path[:500],
+            self.status_code,
+            round(self.duration_ms, 2),
+            self.created_at,
+        )
 
 
 class RequestLogBuffer:
@@ -103,15 +109,11 @@ class RequestLogBuffer:
             if not rows:
                 return
             try:
-                with conn.begin_nested():
-                    conn.execute(api_request_logs.insert(), [row.values() for row in rows])
+                bulk_insert(conn, api_request_logs, COLUMNS, [row.values() for row in rows])
             except sa.exc.IntegrityError:  # a user deleted since its request: keep every row that still fits
                 for row in rows:
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(api_request_logs.insert(), [row.values()])
-                    except sa.exc.IntegrityError:
-                        pass
+                    with contextlib.suppress(sa.exc.IntegrityError):
+                        bulk_insert(conn, api_request_logs, COLUMNS, [row.values()])
 
     def _run(self) -> None:
         while not self._closed:
