@@ -186,6 +186,7 @@ def bench_database(db_url: str, label: str, args: argparse.Namespace, tmp: Path)
                 "get-key": ("GET /bots?page_size=20 (API key)", "GET", "/api/v1/bots?page_size=20", key),
                 "get-jwt": ("GET /bots?page_size=20 (JWT)", "GET", "/api/v1/bots?page_size=20", jwt_token),
                 "post": ("POST /bots (API key)", "POST", "/api/v1/bots", key),
+                "healthz": ("GET /healthz (no caller: the app's floor)", "GET", "/healthz", key),
             }
             for case, method, path, token in (cases[name] for name in args.cases.split(",")):
                 results: dict[str, list[dict[str, Any]]] = {"bare": [], "meetbot": []}
@@ -215,7 +216,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1, help="alternations per case (the best of each is shown)")
     parser.add_argument("--databases", default="sqlite,postgresql")
-    parser.add_argument("--cases", default="get-key,get-jwt,post", help="which of get-key, get-jwt, post to run")
+    parser.add_argument("--cases", default="get-key,get-jwt,post", help="any of get-key, get-jwt, post, healthz")
     parser.add_argument("--env", action="append", default=[], help="MEETBOT_X=value for the MeetBot process")
     parser.add_argument(
         "--pg-admin-url", default=os.environ.get("MEETBOT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
