@@ -80,6 +80,7 @@ class Endpoint:
     text_params: tuple[str, ...] = ()  # path parameters that are strings (e.g. a share token), not row ids
     redact_path: bool = False  # log the route's template, not the path (which carries a secret)
     reads_request_log: bool = False  # the buffered request log is written first, so callers see their requests
+    cached: bool = False  # a GET of the caller's bots, answered from the page cache (api/page_cache.py) when fresh
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -225,20 +226,46 @@ def _run_handler(endpoint: Endpoint, ctx: Context, kwargs: dict[str, Any]) -> An
 
 
 class EndpointApp:
-    """The innermost ASGI app of an endpoint: read and validate its inputs, run its handler, render the result."""
+    """The innermost ASGI app of an endpoint: read and validate its inputs, run its handler, render the result.
+
+    A cached endpoint's body comes from the page cache while fresh (same caller, path and query). Any other method's
+    request by a caller counts as a change to the caller's bots, whatever its outcome (a failure may follow a commit).
+    """
 
     def __init__(self, endpoint: Endpoint, services: Services) -> None:
         self.endpoint = endpoint
         self.services = services
+        self.writes = endpoint.method not in ("GET", "HEAD")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = principal(scope)
+        cache = self.services.page_cache
+        if self.endpoint.cached and caller is not None and cache.enabled:
+            key = (scope["path"], scope["query_string"])
+            body = await cache.fetch(caller.user_id, key, lambda: self._body(scope, receive))
+            await Response(body, media_type="application/json")(scope, receive, send)
+            return
+        try:
+            response = await self._answer(scope, receive)
+        finally:
+            if self.writes and caller is not None:
+                self.services.bots_changed(caller.user_id)
+        await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> Response:
         endpoint, services = self.endpoint, self.services
         request = Request(scope, receive)
         body = await _read_body(request, services.settings.max_body_bytes) if endpoint.body is not None else None
         kwargs = _parse_inputs(endpoint, request, services, body)
         ctx = Context(services=services, request=request, principal_or_none=principal(scope))
         result = await run_in_threadpool(_run_handler, endpoint, ctx, kwargs)
-        await _render(endpoint, result)(scope, receive, send)
+        return _render(endpoint, result)
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """A cached endpoint's JSON body (its only success is a 200; failures are raised)."""
+        response = await self._answer(scope, receive)
+        assert response.status_code == 200 and response.media_type == "application/json", self.endpoint.path
+        return bytes(response.body)
 
 
 def endpoint_stack(endpoint: Endpoint, services: Services) -> ASGIApp:

@@ -1,4 +1,4 @@
-"""Bot event notices: published once the transaction that wrote the event commits, over Redis pub/sub or in-process."""
+"""Bot notices: an event row committed, or a user's bots changed; sent over Redis pub/sub or in-process."""
 
 from __future__ import annotations
 
@@ -19,28 +19,38 @@ import sqlalchemy as sa
 from meetbot.db.after_commit import after_commit
 
 CHANNEL = "meetbot:bot-events"
+CHANGE = 0  # the event id of a change notice (event ids start at 1)
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Notice:
-    """That a bot event row exists now: ids only, the row itself is read from the database."""
+    """That a bot event row exists now (ids only, the row itself is read from the database), or, with event_id
+    CHANGE, that a user's bots changed without a new event (bot_id 0: any of them): a cue for caches."""
 
     event_id: int
     bot_id: int
     user_id: int
 
+    @property
+    def is_change(self) -> bool:
+        return self.event_id == CHANGE
+
 
 @dataclass(eq=False)
 class Watch:
-    """A watcher of one user's events (of one bot, or all of them); callback runs on the notifying thread."""
+    """A watcher of one user's events (of one bot, or all of them), or of every user's (user_id None); change
+    notices only where `changes` is set. The callback runs on the notifying thread."""
 
-    user_id: int
+    user_id: int | None
     bot_id: int | None
     callback: Callable[[Notice], None]
+    changes: bool = False
 
     def wants(self, notice: Notice) -> bool:
-        return notice.user_id == self.user_id and self.bot_id in (None, notice.bot_id)
+        if notice.is_change and not self.changes:
+            return False
+        return self.user_id in (None, notice.user_id) and self.bot_id in (None, notice.bot_id)
 
 
 class EventBus(ABC):
@@ -50,8 +60,10 @@ class EventBus(ABC):
         self._watches: set[Watch] = set()
         self._lock = threading.Lock()
 
-    def watch(self, user_id: int, bot_id: int | None, callback: Callable[[Notice], None]) -> Watch:
-        watch = Watch(user_id, bot_id, callback)
+    def watch(
+        self, user_id: int | None, bot_id: int | None, callback: Callable[[Notice], None], changes: bool = False
+    ) -> Watch:
+        watch = Watch(user_id, bot_id, callback, changes)
         with self._lock:
             self._watches.add(watch)
         self._on_watch()
@@ -205,6 +217,11 @@ def note_event(conn: sa.Connection, event_id: int, bot_id: int, user_id: int | N
     """Called where the event row is written: its notice goes out once this transaction has committed."""
     if user_id is not None:  # None: no such bot, and the event's insert fails anyway
         after_commit(conn, partial(_publish, conn.engine, Notice(event_id, bot_id, user_id)))
+
+
+def announce_change(engine: sa.Engine, user_id: int) -> None:
+    """Tell every process that user_id's bots changed (call it once the change has committed)."""
+    _publish(engine, Notice(CHANGE, 0, user_id))
 
 
 def _publish(engine: sa.Engine, notice: Notice) -> None:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     request_log_max_pending: int = Field(100_000, ge=1000)  # rows kept while the database refuses them
     # How long an API process trusts a checked key or token; a revocation elsewhere shows within this (0: off).
     principal_cache_seconds: float = Field(1.0, ge=0, le=1)
+    # How long an API process answers a caller's bot list or bot from memory; a change through the API or with a
+    # bot event shows at once, anything else (a heartbeat) within this (0: off).
+    page_cache_seconds: float = Field(1.0, ge=0, le=1)
     api_worker_threads: int = Field(8, ge=1, le=1000)  # request threads per API process (bench/api.py: 8 beat 40)
     # `meetbot api` worker processes on one port (uvicorn workers; the Procfile runs 2); `--workers` overrides it.
     api_workers: int = Field(1, ge=1, le=64)

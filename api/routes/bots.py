@@ -35,7 +35,7 @@ def _announce_queue_positions(ctx: Context, bot_id: int) -> None:
         log.exception("queue positions not announced after a change to bot %s", bot_id)
 
 
-@router.route("GET", "/bots", "List bots", TAG, query=BotListQuery, response=BotList)
+@router.route("GET", "/bots", "List bots", TAG, query=BotListQuery, response=BotList, cached=True)
 def list_bots(ctx: Context, query: BotListQuery) -> bytes:
     with ctx.transaction() as conn:
         rows, total = bot_ops.list_bots(conn, ctx.user_id, query)
@@ -49,7 +49,7 @@ def create_bot(ctx: Context, body: BotCreate) -> Bot:
     return bot_ops.bot_from_row(row)
 
 
-@router.route("GET", "/bots/{id}", "Get a bot", TAG, response=Bot, errors=(404,))
+@router.route("GET", "/bots/{id}", "Get a bot", TAG, response=Bot, errors=(404,), cached=True)
 def get_bot(ctx: Context, id: int) -> Bot:
     with ctx.transaction() as conn:
         return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))

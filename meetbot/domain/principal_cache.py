@@ -15,6 +15,11 @@ _epoch = 0
 _epoch_lock = threading.Lock()
 
 
+def revocation_epoch() -> int:
+    """How many revocations this process has seen: a lookup begun under another epoch may be out of date."""
+    return _epoch
+
+
 def bump_revocation_epoch() -> None:
     """Forget every cached caller in this process (called after a revocation commits)."""
     global _epoch
