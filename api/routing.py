@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -82,9 +83,13 @@ class Endpoint:
     reads_request_log: bool = False  # the buffered request log is written first, so callers see their requests
     cached: bool = False  # a GET of the caller's bots, answered from the page cache (api/page_cache.py) when fresh
     path_params: tuple[str, ...] = field(init=False)
+    runs_on_loop: bool = field(init=False)  # an async handler: awaited on the event loop, not run in a thread
 
     def __post_init__(self) -> None:
         self.path_params = tuple(part[1:-1].split(":")[0] for part in self.path.split("/") if part.startswith("{"))
+        self.runs_on_loop = inspect.iscoroutinefunction(self.handler)
+        if self.runs_on_loop and self.reads_request_log:
+            raise ValueError(f"{self.path}: a handler that reads the request log flushes it first, in a thread")
 
 
 class Router:
@@ -258,7 +263,10 @@ class EndpointApp:
         body = await _read_body(request, services.settings.max_body_bytes) if endpoint.body is not None else None
         kwargs = _parse_inputs(endpoint, request, services, body)
         ctx = Context(services=services, request=request, principal_or_none=principal(scope))
-        result = await run_in_threadpool(_run_handler, endpoint, ctx, kwargs)
+        if endpoint.runs_on_loop:  # it awaits its own blocking work (api/write_batches.py)
+            result = await endpoint.handler(ctx, **kwargs)
+        else:
+            result = await run_in_threadpool(_run_handler, endpoint, ctx, kwargs)
         return _render(endpoint, result)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:

@@ -6,6 +6,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import dramatiq
 import sqlalchemy as sa
@@ -13,11 +14,14 @@ import sqlalchemy as sa
 from api.page_cache import PageCache
 from api.rate_limits import RateLimiter
 from api.request_log import RequestLogBuffer
+from api.write_batches import WriteBatches
 from meetbot.db import get_engine
 from meetbot.domain.accounts import TokenPolicy
+from meetbot.domain.bots import create_bots_committed
 from meetbot.domain.principal_cache import PrincipalCache
 from meetbot.event_bus import EventBus, Notice, announce_change, publish_commits
 from meetbot.queue import build_broker
+from meetbot.schemas.bots import BotCreate
 from meetbot.settings import Settings
 from meetbot.signals import KillSignals, kill_signals_for
 from meetbot.slots import SlotRegistry, registry_for
@@ -38,6 +42,7 @@ class Services:
     principal_cache: PrincipalCache  # checked bearer tokens, trusted for at most a second
     slot_registry: SlotRegistry  # the bot workers' slot offers, for queue positions and /metrics
     page_cache: PageCache  # callers' bot lists and bots, for at most a second, forgotten on every change
+    new_bots: WriteBatches[tuple[int, BotCreate], sa.Row]  # POST /bots: concurrent creations share one transaction
 
     @property
     def token_policy(self) -> TokenPolicy:
@@ -54,6 +59,7 @@ class Services:
         engine = get_engine(settings.effective_database_url)
         page_cache = PageCache(settings.page_cache_seconds)
         event_bus = publish_commits(engine, settings.redis_url)
+        secret_key = settings.resolved_secret_key()
         if page_cache.enabled:
             watch = event_bus.watch(None, None, _weak_callback(page_cache.on_notice), changes=True)
             weakref.finalize(page_cache, event_bus.unwatch, watch)
@@ -65,11 +71,12 @@ class Services:
             rate_limiter=RateLimiter(settings),
             store=store_from_url(settings.effective_storage_url),
             event_bus=event_bus,
-            secret_key=settings.resolved_secret_key(),
+            secret_key=secret_key,
             request_log=RequestLogBuffer(engine, settings.request_log_flush_seconds, settings.request_log_max_pending),
             principal_cache=PrincipalCache(settings.principal_cache_seconds),
             slot_registry=registry_for(settings.redis_url),
             page_cache=page_cache,
+            new_bots=WriteBatches(partial(create_bots_committed, engine, secret_key=secret_key)),
         )
 
     @contextmanager

@@ -43,9 +43,8 @@ def list_bots(ctx: Context, query: BotListQuery) -> bytes:
 
 
 @router.route("POST", "/bots", "Create a bot", TAG, body=BotCreate, response=Bot, status=201)
-def create_bot(ctx: Context, body: BotCreate) -> Bot:
-    with ctx.transaction() as conn:
-        row = bot_ops.create_bot(conn, ctx.user_id, body, ctx.services.secret_key)
+async def create_bot(ctx: Context, body: BotCreate) -> Bot:
+    row = await ctx.services.new_bots.submit((ctx.user_id, body))  # with the other creations under way
     return bot_ops.bot_from_row(row)
 
 

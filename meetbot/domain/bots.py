@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,20 +92,46 @@ def opened_config(config: dict[str, Any], secret_keys: tuple[str, ...]) -> dict[
     return _with_meeting_password(config, lambda password: unseal(password, secret_keys))
 
 
-def create_bot(conn: sa.Connection, user_id: int, body: BotCreate, secret_key: str) -> sa.Row:
+# Several users' new bots in one statement; RETURNING gives their rows in the order of the parameters.
+_INSERT_BOTS = bots.insert().returning(*bots.c, sort_by_parameter_order=True)
+
+
+def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secret_key: str) -> list[sa.Row]:
+    """Each (user id, settings) as a bot ready to deploy, in one INSERT; the rows in the order given."""
     now = now_utc()
-    return conn.execute(
-        bots.insert()
-        .values(
-            user_id=user_id,
-            status=S.READY_TO_DEPLOY,
-            platform=body.meeting_info.platform,
-            config=sealed_config(body.model_dump(mode="json", by_alias=True), secret_key),
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(*bots.c)
-    ).one()
+    values = [
+        {
+            "user_id": user_id,
+            "status": S.READY_TO_DEPLOY,
+            "platform": body.meeting_info.platform,
+            "config": sealed_config(body.model_dump(mode="json", by_alias=True), secret_key),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for user_id, body in new
+    ]
+    return list(conn.execute(_INSERT_BOTS, values).all())
+
+
+def create_bots_committed(
+    engine: sa.Engine, new: Sequence[tuple[int, BotCreate]], secret_key: str
+) -> list[sa.Row | Exception]:
+    """create_bots in one transaction; when the database refuses one row (its user was deleted meanwhile), each bot
+    in a transaction of its own, so the others are still made. One row or exception per item, in order."""
+    try:
+        with engine.begin() as conn:
+            return list(create_bots(conn, new, secret_key))
+    except sa.exc.IntegrityError:
+        if len(new) == 1:
+            raise
+    results: list[sa.Row | Exception] = []
+    for item in new:
+        try:
+            with engine.begin() as conn:
+                results.extend(create_bots(conn, [item], secret_key))
+        except sa.exc.IntegrityError as exc:
+            results.append(exc)
+    return results
 
 
 def get_bot(conn: sa.Connection, user_id: int, bot_id: int, lock: bool = False) -> sa.Row:
