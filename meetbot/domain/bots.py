@@ -113,6 +113,11 @@ def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secre
     return list(conn.execute(_INSERT_BOTS, values).all())
 
 
+def create_bot(conn: sa.Connection, user_id: int, body: BotCreate, secret_key: str) -> sa.Row:
+    """One bot ready to deploy; its row."""
+    return create_bots(conn, [(user_id, body)], secret_key)[0]
+
+
 def create_bots_committed(
     engine: sa.Engine, new: Sequence[tuple[int, BotCreate]], secret_key: str
 ) -> list[sa.Row | Exception]:
