@@ -43,15 +43,15 @@ def list_bots(ctx: Context, query: BotListQuery) -> bytes:
 
 
 @router.route("POST", "/bots", "Create a bot", TAG, body=BotCreate, response=Bot, status=201)
-async def create_bot(ctx: Context, body: BotCreate) -> Bot:
+async def create_bot(ctx: Context, body: BotCreate) -> bytes:
     row = await ctx.services.new_bots.submit((ctx.user_id, body))  # with the other creations under way
-    return bot_ops.bot_from_row(row)
+    return bot_ops.bot_json(row)
 
 
 @router.route("GET", "/bots/{id}", "Get a bot", TAG, response=Bot, errors=(404,), cached=True)
-def get_bot(ctx: Context, id: int) -> Bot:
+def get_bot(ctx: Context, id: int) -> bytes:
     with ctx.transaction() as conn:
-        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+        return bot_ops.bot_json(bot_ops.get_bot(conn, ctx.user_id, id))
 
 
 @router.route(

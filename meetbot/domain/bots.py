@@ -26,7 +26,7 @@ from meetbot.schemas.bots import (
     BotUpdate,
 )
 from meetbot.schemas.bots import BotStatus as S
-from meetbot.schemas.common import seed_validation_errors
+from meetbot.schemas.common import resource_json, seed_validation_errors
 from meetbot.secrets_at_rest import seal, unseal
 
 SECRET_MASK = "********"
@@ -37,6 +37,11 @@ MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
 
 def bot_from_row(row: sa.Row) -> Bot:
     return Bot.model_validate(bot_fields(row))
+
+
+def bot_json(row: sa.Row) -> bytes:
+    """The bot resource of row as JSON, as bot_from_row would render."""
+    return resource_json(Bot, bot_fields(row))
 
 
 # The columns bot_fields reads: a listing selects only these.
@@ -92,8 +97,12 @@ def opened_config(config: dict[str, Any], secret_keys: tuple[str, ...]) -> dict[
     return _with_meeting_password(config, lambda password: unseal(password, secret_keys))
 
 
-# Several users' new bots in one statement; RETURNING gives their rows in the order of the parameters.
-_INSERT_BOTS = bots.insert().returning(*bots.c, sort_by_parameter_order=True)
+# Several users' new bots in one statement; RETURNING gives their rows (what the resource shows) in parameter order.
+_INSERT_BOTS = (
+    bots.insert()
+    .returning(*(bots.c[name] for name in RESOURCE_COLUMNS), sort_by_parameter_order=True)
+    .execution_options(insertmanyvalues_page_size=7)
+)
 
 
 def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secret_key: str) -> list[sa.Row]:
