@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from starlette.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
@@ -16,7 +18,7 @@ from meetbot.domain import accounts
 from meetbot.domain.bots import create_bots_committed
 from meetbot.schemas.bots import BotCreate
 from meetbot.settings import Settings
-from tests.conftest import GOOGLE_BOT
+from tests.conftest import GOOGLE_BOT, Account
 
 
 async def _login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
@@ -97,3 +99,29 @@ def test_a_failed_batch_answers_every_caller_and_the_next_one_is_written() -> No
     shown = [str(result) if isinstance(result, Exception) else result for result in results]
     assert shown == ["the database is down"] * 3 + [30, "refused", 50]
     assert batches == [[13, 1, 2], [3, 7], [5]]
+
+
+def test_a_created_bot_reads_back_exactly_as_it_was_answered(client: TestClient, alice: Account) -> None:
+    """POST answers from the validated request, GET from the stored row: the two must be the same resource."""
+    start = datetime.now(UTC) + timedelta(hours=1)
+    body = {
+        "botDisplayName": "Scribe",
+        "meetingTitle": "Weekly sync",
+        "meetingInfo": {**GOOGLE_BOT["meetingInfo"], "meetingPassword": "s3cret", "meetingId": "abc-defg-hij"},
+        "startTime": start.isoformat(),
+        "endTime": (start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
+        "heartbeatInterval": 7000,
+        "automaticLeave": {"waitingRoomTimeout": 60000},
+        "recordingSettings": {"retentionDays": 9},
+        "transcription": {"auto": True, "language": "de"},
+        "summary": {"auto": True},
+    }
+    for sent in (body, GOOGLE_BOT):
+        created = client.post("/bots", json=sent, headers=alice.headers)
+        assert created.status_code == 201, created.text
+        fetched = client.get(f"/bots/{created.json()['id']}", headers=alice.headers)
+        assert created.json() == fetched.json()
+        assert list(created.json()) == list(fetched.json())  # the same fields, in the same order
+    assert created.json()["meetingInfo"].get("meetingPassword") is None
+    first = client.get("/bots", headers=alice.headers).json()["bots"][-1]
+    assert first["meetingInfo"]["meetingPassword"] == "********" and first["startTime"].endswith("Z")
