@@ -1,4 +1,4 @@
-"""Many rows into one table at the driver's speed: COPY on PostgreSQL, the DB-API's executemany elsewhere."""
+"""Many rows into one table at the driver's speed: COPY on PostgreSQL, sqlite3's executemany on SQLite."""
 
 from __future__ import annotations
 
@@ -22,10 +22,8 @@ def bulk_insert(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ro
     with conn.begin_nested():  # all or nothing, and the transaction goes on after a refusal
         if conn.dialect.name == "postgresql":
             _copy(conn, table, columns, rows)
-        elif conn.dialect.paramstyle == "qmark":
+        else:  # SQLite, the only other database the project runs on
             _executemany(conn, table, columns, rows)
-        else:
-            conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _quoted(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> tuple[str, str]:
