@@ -22,7 +22,12 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Read:
+    """A read under way: whose, under which key, begun when and under which generation of its owner."""
+
+    user_id: int
+    key: Hashable
     generation: int
+    started: float
     future: asyncio.Future[bytes]
 
 
@@ -44,7 +49,7 @@ class PageCache:
         self._entries: dict[tuple[int, Hashable], _Entry] = {}
         self._bytes = 0
         self._generations: dict[int, int] = {}
-        self._reads: dict[tuple[int, int, Hashable, int], _Read] = {}
+        self._reads: dict[tuple[int, int, Hashable, int], _Read] = {}  # (loop, user, key, generation) -> read
         self._lock = threading.Lock()
 
     @property
@@ -75,30 +80,20 @@ class PageCache:
         shared_key = (id(asyncio.get_running_loop()), user_id, key, generation)
         shared = self._reads.get(shared_key)
         if shared is None:
-            started = time.monotonic()
-            future = asyncio.ensure_future(read())
-            shared = self._reads[shared_key] = _Read(generation, future)
-            future.add_done_callback(
-                lambda done: self._finish(shared_key, shared, user_id, key, started, done)  # type: ignore[arg-type]
-            )
+            shared = _Read(user_id, key, generation, time.monotonic(), asyncio.ensure_future(read()))
+            self._reads[shared_key] = shared
+            shared.future.add_done_callback(lambda _: self._finish(shared_key, shared))  # type: ignore[arg-type]
         return await asyncio.shield(shared.future)  # one caller's disconnect does not cancel the others' read
 
-    def _finish(
-        self,
-        shared_key: tuple[int, int, Hashable, int],
-        shared: _Read,
-        user_id: int,
-        key: Hashable,
-        started: float,
-        done: asyncio.Future[bytes],
-    ) -> None:
+    def _finish(self, shared_key: tuple[int, int, Hashable, int], shared: _Read) -> None:
         if self._reads.get(shared_key) is shared:
             del self._reads[shared_key]
+        done = shared.future
         if done.cancelled() or done.exception() is not None:  # retrieved here: every waiter may have gone
             return
-        if shared.generation != self._generations.get(user_id, 0):  # a change came during the read: keep nothing
+        if shared.generation != self._generations.get(shared.user_id, 0):  # a change came during the read
             return
-        self._put(user_id, key, _Entry(done.result(), shared.generation, started + self.ttl))
+        self._put(shared.user_id, shared.key, _Entry(done.result(), shared.generation, shared.started + self.ttl))
 
     def _put(self, user_id: int, key: Hashable, entry: _Entry) -> None:
         with self._lock:
