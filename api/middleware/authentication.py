@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -34,8 +33,8 @@ class AuthenticationMiddleware:
     begun before a revocation in this process is not shared after it.
     """
 
-    # (event loop, services, token digest, revocation epoch) -> the lookup under way; shared by every endpoint's stack
-    _lookups: dict[tuple[int, int, bytes, int], asyncio.Future[Principal]] = {}
+    # (event loop, services, token, revocation epoch) -> the lookup under way; shared by every endpoint's stack
+    _lookups: dict[tuple[int, int, str, int], asyncio.Future[Principal]] = {}
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -54,13 +53,12 @@ class AuthenticationMiddleware:
         await self.app(scope, receive, send)
 
     async def _shared_lookup(self, token: str) -> Principal:
-        digest = hashlib.sha256(token.encode()).digest()
-        key = (id(asyncio.get_running_loop()), id(self.services), digest, revocation_epoch())
+        key = (id(asyncio.get_running_loop()), id(self.services), token, revocation_epoch())
         lookup = self._lookups.get(key)
         if lookup is None:
             lookup = self._lookups[key] = asyncio.ensure_future(run_in_threadpool(self._authenticate, token))
 
-            def done(finished: asyncio.Future[Principal], key: tuple[int, int, bytes, int] = key) -> None:
+            def done(finished: asyncio.Future[Principal], key: tuple[int, int, str, int] = key) -> None:
                 if self._lookups.get(key) is finished:
                     del self._lookups[key]
                 if not finished.cancelled():
