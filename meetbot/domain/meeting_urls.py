@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import ada_url
 
@@ -47,26 +46,32 @@ def _path_matches(platform: str, path: str) -> bool:
     return any(pattern.match(path) for pattern in _TEAMS_PATHS)
 
 
-def _whatwg_parse(url: str) -> ada_url.URL | None:
-    """The URL as a browser reads it (WHATWG URL Standard), or None when a browser would not open it at all."""
+# The parts of a parsed URL the checks read, fetched from ada in one call (each attribute read apart costs as much
+# as the parse itself).
+_PARTS = ("href", "username", "password", "protocol", "hostname", "port", "pathname")
+# What a browser strips or drops (WHATWG rules: whitespace and C0/C1 controls), so a URL carrying any is refused.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def _whatwg_parse(url: str) -> dict[str, str] | None:
+    """The URL's parts as a browser reads it (WHATWG URL Standard), or None when a browser would not open it."""
     try:
-        return ada_url.URL(url)
+        return ada_url.parse_url(url, attributes=_PARTS)
     except ValueError:
         return None
 
 
-def simulator_platform(url: str) -> str | None:
-    """The platform of a simulator-shaped URL (http(s)://any-host/<platform>/<id>), else None."""
-    parsed = _whatwg_parse(url)
-    if parsed is None or parsed.protocol not in ("http:", "https:") or not parsed.hostname:
+def _simulator_platform_of(parts: dict[str, str]) -> str | None:
+    if parts["protocol"] not in ("http:", "https:") or not parts["hostname"]:
         return None
-    match = _SIMULATOR_PATH.match(parsed.pathname)
+    match = _SIMULATOR_PATH.match(parts["pathname"])
     return (match.group(1) or match.group(3)) if match else None
 
 
-def _has_space_or_control(url: str) -> bool:
-    """A browser strips or drops these (WHATWG rules), so a URL carrying them is refused instead."""
-    return any(char.isspace() or unicodedata.category(char) == "Cc" for char in url)
+def simulator_platform(url: str) -> str | None:
+    """The platform of a simulator-shaped URL (http(s)://any-host/<platform>/<id>), else None."""
+    parts = _whatwg_parse(url)
+    return None if parts is None else _simulator_platform_of(parts)
 
 
 def canonical_meeting_url(platform: str, url: str, allow_simulator: bool) -> str:
@@ -78,31 +83,31 @@ def canonical_meeting_url(platform: str, url: str, allow_simulator: bool) -> str
     """
     if platform not in PLATFORMS:
         raise MeetingUrlError(f"unknown platform {platform!r}")
-    if _has_space_or_control(url):
+    if _SPACE_OR_CONTROL.search(url):
         raise MeetingUrlError("URL must not contain whitespace or control characters")
     if "\\" in url:
         raise MeetingUrlError("URL must not contain backslashes (a browser reads them as '/')")
-    parsed = _whatwg_parse(url)
-    if parsed is None:
+    parts = _whatwg_parse(url)
+    if parts is None:
         raise MeetingUrlError("not a valid URL")
     written = _WRITTEN_AUTHORITY.match(url)
-    if parsed.username or parsed.password or (written and "@" in written.group(1)):
+    if parts["username"] or parts["password"] or (written and "@" in written.group(1)):
         raise MeetingUrlError("URL must not carry a user name or password before the host")
-    if allow_simulator and simulator_platform(parsed.href) == platform:
-        return parsed.href
-    if parsed.protocol != "https:":
+    if allow_simulator and _simulator_platform_of(parts) == platform:
+        return parts["href"]
+    if parts["protocol"] != "https:":
         raise MeetingUrlError("meeting URL must use https")
-    host = parsed.hostname
+    host = parts["hostname"]
     if not _host_matches(platform, host):
         raise MeetingUrlError(f"URL host {host or '(none)'!r} is not a {platform} meeting host")
-    if parsed.port:  # the WHATWG serialization drops the default port, so any port left is another one
-        raise MeetingUrlError(f"{platform} meeting URLs use the default https port, not {parsed.port}")
-    path = parsed.pathname
-    if platform == "teams" and path.startswith("/dl/launcher") and "meetup-join" not in parsed.href:
+    if parts["port"]:  # the WHATWG serialization drops the default port, so any port left is another one
+        raise MeetingUrlError(f"{platform} meeting URLs use the default https port, not {parts['port']}")
+    path = parts["pathname"]
+    if platform == "teams" and path.startswith("/dl/launcher") and "meetup-join" not in parts["href"]:
         raise MeetingUrlError("Teams launcher URL does not carry a meetup-join link")
     if not _path_matches(platform, path):
         raise MeetingUrlError(f"URL path is not a {platform} meeting link")
-    return parsed.href
+    return parts["href"]
 
 
 def check_meeting_url(platform: str, url: str, allow_simulator: bool) -> str | None:
