@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from api.middleware.scope import principal
 from api.services import Services
 from meetbot.domain.accounts import Principal
 from meetbot.errors import BadRequest, NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType, ValidationFailed
+from meetbot.json_codec import read_json
 from meetbot.schemas.common import seed_validation_errors
 
 log = logging.getLogger("meetbot.api")
@@ -189,7 +189,7 @@ def _parse_inputs(endpoint: Endpoint, request: Request, services: Services, body
             if not _is_json_media_type(request.headers.get("content-type", "")):
                 raise UnsupportedMediaType()
             try:
-                data = json.loads(raw)
+                data = read_json(raw)
             except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
                 raise BadRequest("Malformed JSON body") from exc
         else:

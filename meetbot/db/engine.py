@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
-import psycopg.types.json
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+
+from meetbot.json_codec import read_json, write_json
 
 _engines: dict[str, sa.Engine] = {}
 _lock = threading.Lock()
@@ -39,15 +38,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cursor.close()
 
 
-def _read_json(text: str) -> object:
-    """JSON columns as Python: orjson reads them several times faster than the json module, which stays the
-    fallback for what only it accepts (NaN, integers beyond 64 bits)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def create_engine(url: str) -> sa.Engine:
     """An engine whose errors never quote SQL parameters (password and key hashes would reach the logs)."""
     url = normalize_url(url)
@@ -63,19 +53,22 @@ def create_engine(url: str) -> sa.Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 10},
             hide_parameters=True,
-            json_deserializer=_read_json,
+            json_serializer=write_json,
+            json_deserializer=read_json,
             **pool,
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
-    sa.event.listen(engine, "connect", _psycopg_json_reader)
-    return engine
-
-
-def _psycopg_json_reader(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    """psycopg decodes JSONB itself, with the json module unless told otherwise: the same reader as on SQLite."""
-    psycopg.types.json.set_json_loads(_read_json, context=dbapi_conn)
+    # psycopg encodes and decodes JSONB itself; SQLAlchemy hands it these two for the engine's connections.
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        hide_parameters=True,
+        json_serializer=write_json,
+        json_deserializer=read_json,
+    )
 
 
 def get_engine(url: str) -> sa.Engine:
