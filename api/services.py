@@ -17,7 +17,7 @@ from api.request_log import RequestLogBuffer
 from api.write_batches import WriteBatches
 from meetbot.db import get_engine
 from meetbot.domain.accounts import TokenPolicy
-from meetbot.domain.bots import create_bots_committed
+from meetbot.domain.bots import CreatedBot, create_bots_committed
 from meetbot.domain.principal_cache import PrincipalCache
 from meetbot.event_bus import EventBus, Notice, announce_change, publish_commits
 from meetbot.queue import build_broker
@@ -42,7 +42,7 @@ class Services:
     principal_cache: PrincipalCache  # checked bearer tokens, trusted for at most a second
     slot_registry: SlotRegistry  # the bot workers' slot offers, for queue positions and /metrics
     page_cache: PageCache  # callers' bot lists and bots, for at most a second, forgotten on every change
-    new_bots: WriteBatches[tuple[int, BotCreate], sa.Row]  # POST /bots: concurrent creations share one transaction
+    new_bots: WriteBatches[tuple[int, BotCreate], CreatedBot]  # POST /bots: concurrent creations share one transaction
 
     @property
     def token_policy(self) -> TokenPolicy:

@@ -63,11 +63,11 @@ def get_bot(ctx: Context, id: int) -> bytes:
     response=Bot,
     errors=(404, 409),
 )
-def update_bot(ctx: Context, id: int, body: BotUpdate) -> Bot:
+def update_bot(ctx: Context, id: int, body: BotUpdate) -> bytes:
     with ctx.transaction() as conn:
         secret_keys = ctx.services.settings.secret_keys(ctx.services.secret_key)
         row = bot_ops.update_bot(conn, ctx.user_id, id, body, ctx.services.settings.allow_simulator, secret_keys)
-    return bot_ops.bot_from_row(row)
+    return bot_ops.bot_json(row)
 
 
 @router.route(
@@ -88,7 +88,7 @@ def delete_bot(ctx: Context, id: int) -> None:
 
 
 @router.route("POST", "/bots/{id}/deploy", "Send the bot to its meeting", TAG, response=Bot, errors=(404, 409, 503))
-def deploy_bot(ctx: Context, id: int) -> Bot:
+def deploy_bot(ctx: Context, id: int) -> bytes:
     with ctx.transaction() as conn:
         deployment = bot_ops.deploy_bot(conn, ctx.user_id, id)
     try:
@@ -101,7 +101,7 @@ def deploy_bot(ctx: Context, id: int) -> Bot:
     if not deployment.delay_ms:  # due now: if every bot slot is busy, its QUEUED event tells its place in line
         _announce_queue_positions(ctx, id)
     with ctx.transaction() as conn:
-        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+        return bot_ops.bot_json(bot_ops.get_bot(conn, ctx.user_id, id))
 
 
 @router.route(
@@ -112,7 +112,7 @@ def deploy_bot(ctx: Context, id: int) -> Bot:
     response=Bot,
     errors=(404, 409),
 )
-def kill_bot(ctx: Context, id: int) -> Bot:
+def kill_bot(ctx: Context, id: int) -> bytes:
     with ctx.transaction() as conn:
         running = bot_ops.kill_bot(conn, ctx.user_id, id)
     if running:
@@ -123,7 +123,7 @@ def kill_bot(ctx: Context, id: int) -> Bot:
     else:  # a bot that was waiting for a slot left the line: those behind it move up now
         _announce_queue_positions(ctx, id)
     with ctx.transaction() as conn:
-        return bot_ops.bot_from_row(bot_ops.get_bot(conn, ctx.user_id, id))
+        return bot_ops.bot_json(bot_ops.get_bot(conn, ctx.user_id, id))
 
 
 @router.route(

@@ -35,12 +35,8 @@ SECRET_MASK = "********"
 MUTABLE_AFTER_DEPLOY = frozenset({"meeting_title"})
 
 
-def bot_from_row(row: sa.Row) -> Bot:
-    return Bot.model_validate(bot_fields(row))
-
-
-def bot_json(row: sa.Row) -> bytes:
-    """The bot resource of row as JSON, as bot_from_row would render."""
+def bot_json(row: sa.Row | CreatedBot) -> bytes:
+    """The bot resource of row as JSON: what every route that answers with one bot sends."""
     return resource_json(Bot, bot_fields(row))
 
 
@@ -57,7 +53,7 @@ RESOURCE_COLUMNS = (
 )
 
 
-def bot_fields(row: sa.Row) -> dict[str, Any]:
+def bot_fields(row: sa.Row | CreatedBot) -> dict[str, Any]:
     """The bot resource's fields from its row: the stored settings plus its state columns.
 
     The meeting password is a secret: it is never returned, only shown as set.
@@ -97,15 +93,30 @@ def opened_config(config: dict[str, Any], secret_keys: tuple[str, ...]) -> dict[
     return _with_meeting_password(config, lambda password: unseal(password, secret_keys))
 
 
-# Several users' new bots in one statement; RETURNING gives their rows (what the resource shows) in parameter order.
+# Several users' new bots in one statement; RETURNING gives their state columns in parameter order. The settings
+# are not read back: decoding them cost more than the rest of the row, and they are the values just written.
 _INSERT_BOTS = (
     bots.insert()
-    .returning(*(bots.c[name] for name in RESOURCE_COLUMNS), sort_by_parameter_order=True)
+    .returning(*(bots.c[name] for name in RESOURCE_COLUMNS if name != "config"), sort_by_parameter_order=True)
     .execution_options(insertmanyvalues_page_size=7)
 )
 
 
-def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secret_key: str) -> list[sa.Row]:
+@dataclass(frozen=True, slots=True)
+class CreatedBot:
+    """A bot just inserted, as bot_fields reads a row: the columns RETURNING gave, and the settings written."""
+
+    id: int
+    config: dict[str, Any]
+    status: str
+    deployment_error: str | None
+    recording: dict[str, Any] | None
+    last_heartbeat: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secret_key: str) -> list[CreatedBot]:
     """Each (user id, settings) as a bot ready to deploy, in one INSERT; the rows in the order given."""
     now = now_utc()
     values = [
@@ -119,17 +130,18 @@ def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secre
         }
         for user_id, body in new
     ]
-    return list(conn.execute(_INSERT_BOTS, values).all())
+    rows = conn.execute(_INSERT_BOTS, values).all()
+    return [CreatedBot(config=value["config"], **row._mapping) for value, row in zip(values, rows, strict=True)]
 
 
-def create_bot(conn: sa.Connection, user_id: int, body: BotCreate, secret_key: str) -> sa.Row:
+def create_bot(conn: sa.Connection, user_id: int, body: BotCreate, secret_key: str) -> CreatedBot:
     """One bot ready to deploy; its row."""
     return create_bots(conn, [(user_id, body)], secret_key)[0]
 
 
 def create_bots_committed(
     engine: sa.Engine, new: Sequence[tuple[int, BotCreate]], secret_key: str
-) -> list[sa.Row | Exception]:
+) -> list[CreatedBot | Exception]:
     """create_bots in one transaction; when the database refuses one row (its user was deleted meanwhile), each bot
     in a transaction of its own, so the others are still made. One row or exception per item, in order."""
     try:
@@ -138,7 +150,7 @@ def create_bots_committed(
     except sa.exc.IntegrityError:
         if len(new) == 1:
             raise
-    results: list[sa.Row | Exception] = []
+    results: list[CreatedBot | Exception] = []
     for item in new:
         try:
             with engine.begin() as conn:
