@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from meetbot.settings import Settings
-from tests.support import control, wait_for
+from tests.support import control, wait_for_speech
 from tests.test_bot_runtime import Runtime, loud_seconds, probe, runtime, seconds_between
 from workers.bots.desktop import PulseAudioServer
 from workers.bots.media import AUDIO_CONTENT_TYPE, SPOOL_AUDIO_RECORDING, find_spooled_recording
@@ -54,11 +54,7 @@ def test_audio_only_bot_records_sound_without_a_display(runtime: Runtime) -> Non
 
     control(runtime.simulator, "google", meeting, action="join", name="Alice")
     control(runtime.simulator, "google", meeting, action="speak", name="Alice", audio="alice.wav")
-    wait_for(
-        lambda: all(item["state"] == "done" for item in control(runtime.simulator, "google", meeting)["speech"]),
-        30,
-        "the speech to play",
-    )
+    wait_for_speech(runtime.simulator, "google", meeting, "the speech to play")
     time.sleep(1)
     control(runtime.simulator, "google", meeting, action="end")
     bot = runtime.wait_status(bot_id, "DONE", timeout=30)

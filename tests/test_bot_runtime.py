@@ -28,7 +28,7 @@ from meetbot.db.tables import bots
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.conftest import Account, make_settings, register_and_login
-from tests.support import control, free_port, wait_for
+from tests.support import control, free_port, wait_for, wait_for_speech
 from workers.process import WorkerProcess
 
 pytestmark = pytest.mark.browser
@@ -146,11 +146,7 @@ def test_waiting_room_admit_speech_end(runtime: Runtime, platform: str) -> None:
     control(runtime.simulator, platform, meeting, action="join", name="Bob")
     control(runtime.simulator, platform, meeting, action="speak", name="Alice", audio="alice.wav")
     control(runtime.simulator, platform, meeting, action="speak", name="Bob", audio="bob.wav")
-    wait_for(
-        lambda: all(item["state"] == "done" for item in control(runtime.simulator, platform, meeting)["speech"]),
-        30,
-        "the speech to play",
-    )
+    wait_for_speech(runtime.simulator, platform, meeting, "the speech to play")
     time.sleep(1)
     control(runtime.simulator, platform, meeting, action="end")
     bot = runtime.wait_status(bot_id, "DONE", timeout=30)

@@ -17,7 +17,7 @@ from meetbot.client import MeetBotClient
 from meetbot.db import migrate
 from meetbot.queue import build_broker
 from tests.conftest import make_settings
-from tests.support import control, wait_for
+from tests.support import control, wait_for, wait_for_speech
 from tests.test_client_support import Served, serving
 from workers.process import WorkerProcess
 
@@ -57,11 +57,7 @@ def run_meeting(client: MeetBotClient, simulator: str, meeting: str) -> None:
     wait_for(lambda: client.get_bot(bot_id).status == "IN_CALL", 60, "the bot to join the call", interval=0.25)
     control(simulator, "google", meeting, action="join", name="Alice")
     control(simulator, "google", meeting, action="speak", name="Alice", audio="alice.wav")
-    wait_for(
-        lambda: all(item["state"] == "done" for item in control(simulator, "google", meeting)["speech"]),
-        30,
-        "Alice to finish speaking",
-    )
+    wait_for_speech(simulator, "google", meeting, "Alice to finish speaking")
     time.sleep(1.5)
     control(simulator, "google", meeting, action="end")
 

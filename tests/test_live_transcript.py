@@ -19,7 +19,7 @@ from api.services import Services
 from meetbot.db import migrate
 from meetbot.queue import build_broker
 from tests.conftest import make_settings, register_and_login
-from tests.support import SPEECH, control, wait_for
+from tests.support import SPEECH, control, wait_for, wait_for_speech
 from tests.test_bot_runtime import Runtime
 from workers.process import WorkerProcess
 
@@ -50,11 +50,7 @@ def normalise(text: str) -> str:
 
 def say(runtime: Runtime, meeting: str, name: str, audio: str) -> None:
     control(runtime.simulator, "google", meeting, action="speak", name=name, audio=audio)
-    wait_for(
-        lambda: all(item["state"] == "done" for item in control(runtime.simulator, "google", meeting)["speech"]),
-        30,
-        f"{name} to finish speaking",
-    )
+    wait_for_speech(runtime.simulator, "google", meeting, f"{name} to finish speaking")
 
 
 def test_a_meeting_is_transcribed_while_it_runs(live_runtime: Runtime) -> None:

@@ -334,6 +334,19 @@ def test_devices_event_and_stale_pages(client: TestClient, monkeypatch: pytest.M
     ]
 
 
+def test_page_views_are_numbered_in_the_order_they_were_made(client: TestClient) -> None:
+    """The page shows a view only if it is newer than the one shown (sim.js), so a poll's answer that arrives after
+    an event's cannot undo it: a late view without the current clip used to stop the clip for good."""
+    first = register(client, "google", "g4")
+    cid, other = first["clientId"], register(client, "google", "g4")["clientId"]
+    numbers = [first["seq"]]
+    numbers.append(event(client, "google", "g4", cid, type="join", name="Bot")["seq"])
+    poll(client, "google", "g4", other)  # another page's views do not count for this one
+    numbers.append(poll(client, "google", "g4", cid)["seq"])
+    numbers.append(event(client, "google", "g4", cid, type="audio")["seq"])
+    assert numbers == [1, 2, 3, 4]
+
+
 def test_reset_forgets_the_meeting(client: TestClient) -> None:
     cid = register(client, "google", "g4")["clientId"]
     control(client, "google", "g4", action="end")

@@ -45,6 +45,7 @@ class BotClient:
     computer_audio: bool = False  # joined the call's audio (hears the speech)
     last_seen: float = field(default_factory=time.monotonic)
     in_call_since: float = 0.0
+    views: int = 0  # views sent to the page; each carries its number, so a late answer cannot undo a newer one
 
 
 @dataclass
@@ -180,8 +181,10 @@ class SimulatorState:
         screen = client.state
         if meeting.ended and client.state not in ("denied", "removed", "left"):
             screen = "ended"
+        client.views += 1
         view: dict[str, Any] = {
             "clientId": client.client_id,
+            "seq": client.views,
             "state": client.state,
             "screen": screen,
             "name": client.name,

@@ -22,9 +22,11 @@ window.Sim = (() => {
         <button type="button">Try the new experience</button> <button type="button">Not now</button></div>`,
   };
   const sharedTitles = { unrecognised: "New experience" };
-  const speech = { el: null, id: null, name: null, started: new Set() };
+  const speech = { el: null, id: null, name: null, started: new Set(), failures: new Map() };
+  const PLAY_TRIES = 3; // a clip that fails to load or play is tried again from the next view, then given up
   let ui = null;
   let view = null;
+  let viewSeq = 0; // the newest server view applied: a poll and an event answer may arrive out of order
   let shownKey = "";
   let peopleKey = "";
   let joining = false;
@@ -70,6 +72,10 @@ window.Sim = (() => {
   }
 
   function apply(v) {
+    if (v.seq !== undefined) {
+      if (v.seq <= viewSeq) return; // older than what is shown: applying it would stop the speech it predates
+      viewSeq = v.seq;
+    }
     view = v;
     if (v.error !== undefined) local.error = v.error;
     if (v.screen !== "prejoin") joining = false;
@@ -140,8 +146,23 @@ window.Sim = (() => {
       }
     });
     el.addEventListener("ended", () => finishSpeech(want.id));
-    el.addEventListener("error", () => finishSpeech(want.id));
-    el.play().catch(() => finishSpeech(want.id));
+    el.addEventListener("error", () => failSpeech(want.id));
+    el.play().catch(() => failSpeech(want.id));
+  }
+
+  // A load or play failure (a busy machine can drop the clip's request): the next view starts it again, at the
+  // server's offset; after PLAY_TRIES the page reports it finished, so the meeting's speech goes on.
+  function failSpeech(id) {
+    if (speech.id !== id) return; // stopped on purpose: its play() was interrupted
+    const failures = (speech.failures.get(id) || 0) + 1;
+    speech.failures.set(id, failures);
+    console.warn(`speech ${id} failed to play (${failures}/${PLAY_TRIES})`);
+    if (failures >= PLAY_TRIES) {
+      finishSpeech(id);
+      return;
+    }
+    stopSpeech(false);
+    speech.started.delete(id);
   }
 
   function stopSpeech(report) {
