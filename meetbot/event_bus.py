@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from meetbot.db.after_commit import after_commit
 
 CHANNEL = "meetbot:bot-events"
+LISTENER = "event-bus-listener"  # the thread that hears other processes' notices, while anyone watches
 CHANGE = 0  # the event id of a change notice (event ids start at 1)
 log = logging.getLogger(__name__)
 
@@ -147,14 +148,24 @@ class RedisEventBus(EventBus):
                 log.warning("event notice not published: %s", exc, extra={"events": len(batch)})
 
     def _on_watch(self) -> None:
-        self._start("event-bus-listener", self._listen)
+        self._start(LISTENER, self._listen)
+
+    def _listener_leaves(self) -> bool:
+        """With no watcher left the listener leaves (the next watch starts another), so a bus that nobody watches
+        holds no connection and retries none: true when it must leave now, its thread already forgotten."""
+        with self._threads_lock:  # watch() adds its watcher before it starts a listener: none is missed
+            with self._lock:
+                if self._watches:
+                    return False
+            self._threads.pop(LISTENER, None)
+            return True
 
     def _listen(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._listener_leaves():
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
-                while not self._stop.is_set():
+                while not self._stop.is_set() and not self._listener_leaves():
                     message = pubsub.get_message(timeout=1.0)
                     if message and message.get("type") == "message":
                         try:
@@ -163,6 +174,7 @@ class RedisEventBus(EventBus):
                             log.warning("event notice refused: %s", exc)
                             continue
                         self._deliver(notices)
+                return
             except redis.RedisError as exc:  # streams poll the database meanwhile
                 log.warning("event notice listener error: %s", exc)
                 self._stop.wait(1.0)

@@ -26,7 +26,7 @@ from api.services import Services
 from meetbot.db import get_engine, migrate
 from meetbot.db.tables import bot_events
 from meetbot.domain.bot_states import record_event
-from meetbot.event_bus import CHANNEL
+from meetbot.event_bus import CHANNEL, LISTENER, Notice, RedisEventBus
 from meetbot.queue import build_broker
 from meetbot.settings import Settings
 from tests.conftest import GOOGLE_BOT, REDIS_URL, Account, make_settings, register_and_login
@@ -273,7 +273,7 @@ WRITER = """
 import sys, time
 from meetbot.db import get_engine
 from meetbot.domain.bot_states import record_event
-from meetbot.event_bus import CHANNEL
+from meetbot.event_bus import CHANNEL, LISTENER, Notice, RedisEventBus
 from meetbot.event_bus import publish_commits
 
 engine = get_engine(sys.argv[1])
@@ -320,6 +320,36 @@ def test_an_event_written_by_another_process_arrives_within_a_second(tmp_path: P
         writer.wait(10)
     print(f"cross-process event -> SSE client latency (ms): {[round(s * 1000, 1) for s in latencies]}")
     assert max(latencies) < 3.0
+
+
+def test_a_bus_nobody_watches_holds_no_redis_listener(tmp_path: Path) -> None:
+    """The Redis listener lives while something watches: an API app's page cache, a stream. Once the last watcher
+    has gone it leaves, so an app that is gone (or a Redis that is) leaves no thread reconnecting for ever; the next
+    watcher starts a new one, which hears notices again."""
+
+    def listeners() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == LISTENER and thread.is_alive()]
+
+    before = len(listeners())
+    bus = RedisEventBus(REDIS_URL)
+    try:
+        heard: list[Notice] = []
+        for _ in range(2):
+            watch = bus.watch(7, None, heard.append)
+            wait_for(lambda: len(listeners()) == before + 1, 5, "the listener")
+            time.sleep(0.3)  # subscribed
+            notice = Notice(len(heard) + 1, 3, 7)
+            wait_for(lambda n=notice: redis.Redis.from_url(REDIS_URL).publish(CHANNEL, f"[[{n.event_id}, 3, 7]]")
+                     and n in heard, 5, "the notice", interval=0.3)  # fmt: skip
+            bus.unwatch(watch)
+            wait_for(lambda: len(listeners()) == before, 5, "the listener to leave")
+        dead = RedisEventBus("redis://127.0.0.1:1/0")  # nothing answers there: the listener retries while watched
+        watch = dead.watch(None, None, heard.append)
+        wait_for(lambda: len(listeners()) == before + 1, 5, "the retrying listener")
+        dead.unwatch(watch)
+        wait_for(lambda: len(listeners()) == before, 5, "the retrying listener to leave")
+    finally:
+        bus.close()
 
 
 # --- a real bot, and shutdown -------------------------------------------------------------------------------
