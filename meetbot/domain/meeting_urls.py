@@ -61,17 +61,12 @@ def _whatwg_parse(url: str) -> dict[str, str] | None:
         return None
 
 
-def _simulator_platform_of(parts: dict[str, str]) -> str | None:
+def _simulator_platform(parts: dict[str, str]) -> str | None:
+    """The platform of a simulator-shaped URL (http(s)://any-host/<platform>/<id>), else None."""
     if parts["protocol"] not in ("http:", "https:") or not parts["hostname"]:
         return None
     match = _SIMULATOR_PATH.match(parts["pathname"])
     return (match.group(1) or match.group(3)) if match else None
-
-
-def simulator_platform(url: str) -> str | None:
-    """The platform of a simulator-shaped URL (http(s)://any-host/<platform>/<id>), else None."""
-    parts = _whatwg_parse(url)
-    return None if parts is None else _simulator_platform_of(parts)
 
 
 def canonical_meeting_url(platform: str, url: str, allow_simulator: bool) -> str:
@@ -93,7 +88,7 @@ def canonical_meeting_url(platform: str, url: str, allow_simulator: bool) -> str
     written = _WRITTEN_AUTHORITY.match(url)
     if parts["username"] or parts["password"] or (written and "@" in written.group(1)):
         raise MeetingUrlError("URL must not carry a user name or password before the host")
-    if allow_simulator and _simulator_platform_of(parts) == platform:
+    if allow_simulator and _simulator_platform(parts) == platform:
         return parts["href"]
     if parts["protocol"] != "https:":
         raise MeetingUrlError("meeting URL must use https")
