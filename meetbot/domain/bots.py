@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,17 +40,23 @@ def bot_json(row: sa.Row | CreatedBot) -> bytes:
     return resource_json(Bot, bot_fields(row))
 
 
+@dataclass(frozen=True, slots=True)
+class CreatedBot:
+    """A bot just inserted, as bot_fields reads a row: the columns RETURNING gave, and the settings written. Its
+    fields are the columns bot_fields reads."""
+
+    id: int
+    config: dict[str, Any]
+    status: str
+    deployment_error: str | None
+    recording: dict[str, Any] | None
+    last_heartbeat: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
 # The columns bot_fields reads: a listing selects only these.
-RESOURCE_COLUMNS = (
-    "id",
-    "config",
-    "status",
-    "deployment_error",
-    "recording",
-    "last_heartbeat",
-    "created_at",
-    "updated_at",
-)
+RESOURCE_COLUMNS = tuple(column.name for column in fields(CreatedBot))
 
 
 def bot_fields(row: sa.Row | CreatedBot) -> dict[str, Any]:
@@ -102,20 +108,6 @@ _INSERT_BOTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CreatedBot:
-    """A bot just inserted, as bot_fields reads a row: the columns RETURNING gave, and the settings written."""
-
-    id: int
-    config: dict[str, Any]
-    status: str
-    deployment_error: str | None
-    recording: dict[str, Any] | None
-    last_heartbeat: datetime | None
-    created_at: datetime
-    updated_at: datetime
-
-
 def create_bots(conn: sa.Connection, new: Sequence[tuple[int, BotCreate]], secret_key: str) -> list[CreatedBot]:
     """Each (user id, settings) as a bot ready to deploy, in one INSERT; the rows in the order given."""
     now = now_utc()
@@ -146,7 +138,7 @@ def create_bots_committed(
     in a transaction of its own, so the others are still made. One row or exception per item, in order."""
     try:
         with engine.begin() as conn:
-            return list(create_bots(conn, new, secret_key))
+            return list(create_bots(conn, new, secret_key))  # a list of rows or exceptions, as typed
     except sa.exc.IntegrityError:
         if len(new) == 1:
             raise
