@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -38,6 +39,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cursor.close()
 
 
+# Both databases: errors never quote SQL parameters, and JSON columns go through meetbot.json_codec (psycopg
+# encodes and decodes JSONB itself; SQLAlchemy hands it these two).
+_ENGINE_OPTIONS: dict[str, Any] = {
+    "hide_parameters": True,
+    "json_serializer": write_json,
+    "json_deserializer": read_json,
+}
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine whose errors never quote SQL parameters (password and key hashes would reach the logs)."""
     url = normalize_url(url)
@@ -50,25 +60,11 @@ def create_engine(url: str) -> sa.Engine:
         # Enough pooled connections for every request thread and the background writers: a connection opened past
         # the pool (and its PRAGMAs) for one request, then closed, cost more than the request's own SQL.
         engine = sa.create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 10},
-            hide_parameters=True,
-            json_serializer=write_json,
-            json_deserializer=read_json,
-            **pool,
+            url, connect_args={"check_same_thread": False, "timeout": 10}, **_ENGINE_OPTIONS, **pool
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # psycopg encodes and decodes JSONB itself; SQLAlchemy hands it these two for the engine's connections.
-    return sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=20,
-        hide_parameters=True,
-        json_serializer=write_json,
-        json_deserializer=read_json,
-    )
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **_ENGINE_OPTIONS)
 
 
 def get_engine(url: str) -> sa.Engine:
