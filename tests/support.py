@@ -148,14 +148,16 @@ def wait_for_speech(base: str, platform: str, meeting_id: str, what: str, timeou
     """Until every utterance queued in the simulator's meeting has been played by the bot's page. On a timeout the
     message carries the meeting's last state (each utterance's and bot page's), which tells a clip the page never
     played from a page that stopped polling."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = control(base, platform, meeting_id)
-        if all(item["state"] == "done" for item in state["speech"]):
-            return
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}: speech {state['speech']}, bots {state['bots']}")
-        time.sleep(0.1)
+    last: dict[str, Any] = {}
+
+    def played() -> bool:
+        last.update(control(base, platform, meeting_id))
+        return all(item["state"] == "done" for item in last["speech"])
+
+    try:
+        wait_for(played, timeout, what)
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}: speech {last['speech']}, bots {last['bots']}") from None
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
